@@ -1,0 +1,1 @@
+"""The rights-request service and the `policy-site` command."""

@@ -1,0 +1,148 @@
+"""`policy-site`: one command for editors, staff and whoever runs the service.
+
+Errors are one plain sentence on stderr and exit status 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from site_config.facts import DEFAULT_ROOT, FactsError, load_site
+
+
+def _date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date like 2026-12-31") from None
+
+
+def _editor_language(explicit: str | None, codes: Sequence[str]) -> str:
+    """--lang, else POLICY_EDITOR_LANG, else the locale (LC_ALL, LC_MESSAGES, LANG), else en."""
+    candidates = [explicit, os.environ.get("POLICY_EDITOR_LANG")]
+    candidates += [os.environ.get(v) for v in ("LC_ALL", "LC_MESSAGES", "LANG")]
+    for value in candidates:
+        if value and value[:2] in codes:
+            return value[:2]
+    return "en" if "en" in codes else codes[0]
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from site_config.build_site import build_site
+
+    out = build_site(args.root, args.site_dir, args.date)
+    print(f"Built the site into {out}.")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from site_config.checks import run_checks, sort_problems
+    from site_config.facts import load_ui_texts
+
+    site = load_site(args.root)
+    lang = _editor_language(args.lang, site.language_codes)
+    problems = sort_problems(run_checks(site, args.date or dt.date.today()))
+    texts = load_ui_texts(site.root, lang)
+    for problem in problems:
+        print(problem.render(site, lang))
+    if problems:
+        print(texts["check_failed"].format(count=len(problems)), file=sys.stderr)
+        return 1
+    from site_config.versions import load_versions
+
+    count = len(load_versions(site.content_dir, site.default_language))
+    print(texts["check_ok"].format(count=count))
+    return 0
+
+
+def cmd_new_version(args: argparse.Namespace) -> int:
+    from site_config.new_version import new_version
+
+    site = load_site(args.root)
+    for path in new_version(site, args.id, args.effective):
+        print(f"wrote {path.relative_to(site.root)}")
+    print(
+        f"Now edit the policy text in content/*/index.md, write the summary line of "
+        f"version {args.id} in each language, then run `policy-site check`."
+    )
+    return 0
+
+
+def cmd_seal(args: argparse.Namespace) -> int:
+    from site_config.new_version import seal
+
+    site = load_site(args.root)
+    sealed = seal(site, args.date or dt.date.today())
+    if sealed:
+        print(f"Sealed version(s) {', '.join(sealed)} in site_config/ledger.json.")
+    else:
+        print("Nothing to seal: every version is already in site_config/ledger.json.")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from form_service.serve import serve
+
+    return serve(args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="policy-site", description="The Pulksteņu Outlets privacy policy site and service."
+    )
+    parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help=argparse.SUPPRESS)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(
+        name: str, func: Callable[[argparse.Namespace], int], help_: str
+    ) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.set_defaults(func=func)
+        return p
+
+    p = add("build", cmd_build, "Build the static site into site/ (strict: any warning fails).")
+    p.add_argument("--date", type=_date, help="treat this day as today (YYYY-MM-DD)")
+    p.add_argument("--site-dir", type=Path, help="build here instead of site/")
+
+    p = add("check", cmd_check, "Check the policy texts and say in plain words what to fix.")
+    p.add_argument("--lang", help="language of the messages (lv or en)")
+    p.add_argument("--date", type=_date, help="treat this day as today (YYYY-MM-DD)")
+
+    p = add("new-version", cmd_new_version, "Archive the current version and start the next one.")
+    p.add_argument("id", help="the new version's number, e.g. 1.1")
+    p.add_argument("--effective", type=_date, required=True, help="when it takes effect")
+
+    p = add("seal", cmd_seal, "Record the fingerprints of new, final versions in the ledger.")
+    p.add_argument("--date", type=_date, help="treat this day as today (YYYY-MM-DD)")
+
+    p = add("serve", cmd_serve, "Build the site if needed and serve it with the request form.")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from site_config.build_site import BuildError
+    from site_config.new_version import ReleaseError
+    from site_config.versions import VersionError
+
+    try:
+        return int(args.func(args))
+    except (BuildError, ReleaseError, FactsError, ValueError) as exc:
+        print(f"policy-site {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except VersionError as exc:
+        print(f"policy-site {args.command}: {exc.path}: run `policy-site check`.", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The shop's facts, its policy versions, and the MkDocs hooks that publish them."""

@@ -1,0 +1,38 @@
+"""Build the static site with MkDocs, as `mkdocs build --strict` would."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from pathlib import Path
+
+from site_config.build_date import ENV as BUILD_DATE_ENV
+from site_config.facts import DEFAULT_ROOT
+
+
+class BuildError(Exception):
+    """Raised when MkDocs reports a warning or an error; the message is MkDocs' own."""
+
+
+def build_site(
+    root: Path = DEFAULT_ROOT, site_dir: Path | None = None, today: dt.date | None = None
+) -> Path:
+    # Material announces its successor on stderr; the message is not for editors.
+    os.environ.setdefault("NO_MKDOCS_2_WARNING", "1")
+    if today is not None:
+        os.environ[BUILD_DATE_ENV] = today.isoformat()
+    from mkdocs.commands.build import build
+    from mkdocs.config import load_config
+    from mkdocs.exceptions import Abort, MkDocsException
+
+    logging.getLogger("mkdocs").setLevel(logging.WARNING)
+    out = Path(site_dir) if site_dir else Path(root) / "site"
+    try:
+        config = load_config(
+            config_file=str(Path(root) / "mkdocs.yml"), strict=True, site_dir=str(out)
+        )
+        build(config)
+    except (Abort, MkDocsException) as exc:
+        raise BuildError(f"The site could not be built: {exc}") from None
+    return out

@@ -1,0 +1,238 @@
+"""The editor checks: what `policy-site check` reports, in plain words.
+
+Each problem names the file, the line where it can, what is wrong and how to
+fix it, in the editor's language (texts/<lang>.yml, keys check_*).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from site_config.facts import Site, load_ui_texts, text_files
+from site_config.ledger import LedgerEntry, read_ledger
+from site_config.versions import (
+    PolicyText,
+    VersionError,
+    archive_path,
+    archived_files,
+    read_policy_file,
+    version_key,
+)
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: Path
+    line: int | None
+    key: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def render(self, site: Site, lang: str) -> str:
+        texts = load_ui_texts(site.root, lang)
+        where = _relative(site, self.path) + (f":{self.line}" if self.line else "")
+        return f"{where}: {texts[self.key].format(**self.params)}"
+
+
+def _relative(site: Site, path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(site.root))
+    except ValueError:
+        return str(path)
+
+
+def run_checks(site: Site, today: dt.date) -> list[Problem]:
+    problems: list[Problem] = []
+    problems += _check_texts_catalogue(site)
+    problems += _check_pages_in_every_language(site)
+    per_lang: dict[str, list[PolicyText]] = {}
+    for lang in site.language_codes:
+        texts, errors = _read_language(site, lang)
+        per_lang[lang] = texts
+        problems += errors
+    if any(p.key.startswith("check_bad") or p.key == "check_no_front_matter" for p in problems):
+        return problems  # the version checks below need readable headers
+    ledger = read_ledger(site.root)
+    problems += _check_languages_agree(site, per_lang)
+    for lang, texts in per_lang.items():
+        problems += _check_against_ledger(site, lang, texts, ledger)
+        problems += _check_sequence(site, texts, ledger, today)
+    return problems
+
+
+def _read_language(site: Site, lang: str) -> tuple[list[PolicyText], list[Problem]]:
+    texts: list[PolicyText] = []
+    problems: list[Problem] = []
+    paths = [(p, False) for p in archived_files(site.content_dir, lang)]
+    index = site.content_dir / lang / "index.md"
+    if index.is_file():
+        paths.append((index, True))
+    else:
+        problems.append(
+            Problem(index, None, "check_missing_working_copy", {"expected": index.name})
+        )
+    for path, working in paths:
+        try:
+            text = read_policy_file(path, lang, is_working_copy=working)
+        except VersionError as exc:
+            problems.append(Problem(exc.path, exc.line, exc.key, exc.params))
+            continue
+        if not working and text.id != path.stem:
+            problems.append(
+                Problem(path, 2, "check_archive_id_mismatch",
+                        {"file_name": path.name, "version": text.id})
+            )
+            continue
+        if working and any(t.id == text.id for t in texts):
+            archived = archive_path(site.content_dir, lang, text.id)
+            problems.append(
+                Problem(path, 2, "check_duplicate_version",
+                        {"version": text.id, "archived": _relative(site, archived)})
+            )
+            continue
+        texts.append(text)
+    return sorted(texts, key=lambda t: t.key), problems
+
+
+def _check_texts_catalogue(site: Site) -> list[Problem]:
+    default = site.default_language
+    reference = text_files(site.root, default)
+    problems = []
+    for lang in site.language_codes[1:]:
+        present = text_files(site.root, lang)
+        for key, ref_path in reference.items():
+            if key not in present:
+                expected = ref_path.with_name(ref_path.name.replace(f".{default}.", f".{lang}."))
+                problems.append(Problem(expected, None, "check_text_missing",
+                                        {"key": key, "lang": lang, "expected": expected.name,
+                                         "default": ref_path.name}))
+    for right in site.rights:
+        for lang in site.language_codes:
+            if not right.label.get(lang) or not right.hint.get(lang):
+                problems.append(Problem(site.config_dir / "rights.yml", None,
+                                        "check_right_label_missing",
+                                        {"right": right.id, "lang": lang}))
+    return problems
+
+
+def _pages(site: Site, lang: str) -> set[str]:
+    folder = site.content_dir / lang
+    if not folder.is_dir():
+        return set()
+    return {p.relative_to(folder).as_posix() for p in folder.rglob("*.md")}
+
+
+def _check_pages_in_every_language(site: Site) -> list[Problem]:
+    pages = {lang: _pages(site, lang) for lang in site.language_codes}
+    problems = []
+    for has, its_pages in pages.items():
+        for lacks, other_pages in pages.items():
+            for page in sorted(its_pages - other_pages):
+                if page == "index.md":
+                    continue  # reported by _read_language as a missing policy text
+                expected = site.content_dir / lacks / page
+                problems.append(
+                    Problem(site.content_dir / has / page, None, "check_missing_page",
+                            {"page": page, "has": has, "lacks": lacks,
+                             "expected": _relative(site, expected)})
+                )
+    return problems
+
+
+def _check_languages_agree(site: Site, per_lang: dict[str, list[PolicyText]]) -> list[Problem]:
+    default = site.default_language
+    reference = {t.id: t for t in per_lang[default]}
+    ref_working = next((t for t in per_lang[default] if t.is_working_copy), None)
+    problems = []
+    for lang, texts in per_lang.items():
+        if lang == default:
+            continue
+        working = next((t for t in texts if t.is_working_copy), None)
+        if working and ref_working and working.id != ref_working.id:
+            problems.append(
+                Problem(working.path, 2, "check_version_differs",
+                        {"this": working.id, "other": ref_working.id,
+                         "other_file": _relative(site, ref_working.path)})
+            )
+            continue
+        for text in texts:
+            other = reference.get(text.id)
+            if other and other.effective != text.effective:
+                problems.append(
+                    Problem(text.path, 3, "check_effective_differs",
+                            {"version": text.id, "this": text.effective.isoformat(),
+                             "other": other.effective.isoformat(),
+                             "other_file": _relative(site, other.path)})
+                )
+    return problems
+
+
+def _next_id(version_id: str) -> str:
+    major, minor = version_id.split(".")[:2]
+    return f"{major}.{int(minor) + 1}"
+
+
+def _check_against_ledger(
+    site: Site, lang: str, texts: list[PolicyText], ledger: dict[str, LedgerEntry]
+) -> list[Problem]:
+    problems = []
+    present = {t.id for t in texts}
+    for entry in ledger.values():
+        if entry.id not in present and lang in entry.sha256:
+            expected = archive_path(site.content_dir, lang, entry.id)
+            problems.append(
+                Problem(expected, None, "check_missing_in_language",
+                        {"version": entry.id, "lang": lang,
+                         "expected": _relative(site, expected)})
+            )
+    for text in texts:
+        entry = ledger.get(text.id)
+        if entry is None or entry.sha256.get(lang) in (None, text.sha256):
+            continue
+        if text.is_working_copy:
+            problems.append(Problem(text.path, 2, "check_current_changed",
+                                    {"version": text.id, "suggest": _next_id(text.id)}))
+        else:
+            problems.append(Problem(text.path, None, "check_released_changed",
+                                    {"version": text.id}))
+    return problems
+
+
+def _check_sequence(
+    site: Site, texts: list[PolicyText], ledger: dict[str, LedgerEntry], today: dt.date
+) -> list[Problem]:
+    problems = []
+    previous: PolicyText | None = None
+    for text in texts:
+        if not text.summary or text.summary.upper().startswith("TODO"):
+            problems.append(Problem(text.path, 4, "check_summary_missing", {"version": text.id}))
+        if previous and text.effective <= previous.effective:
+            problems.append(
+                Problem(text.path, 3, "check_effective_backwards",
+                        {"version": text.id, "this": text.effective.isoformat(),
+                         "previous": previous.id,
+                         "previous_date": previous.effective.isoformat()})
+            )
+        entry = ledger.get(text.id)
+        if text.material:
+            since = dt.date.fromisoformat(entry.sealed_on) if entry else today
+            earliest = since + dt.timedelta(days=site.material_change_notice_days)
+            if text.effective < earliest:
+                problems.append(
+                    Problem(text.path, 3, "check_material_notice",
+                            {"version": text.id, "days": site.material_change_notice_days,
+                             "since": since.isoformat(), "earliest": earliest.isoformat()})
+                )
+        if entry is None and text.lang == site.default_language:
+            problems.append(Problem(text.path, 2, "check_not_sealed", {"version": text.id}))
+        previous = text
+    return problems
+
+
+def sort_problems(problems: list[Problem]) -> list[Problem]:
+    return sorted(problems, key=lambda p: (str(p.path), p.line or 0, p.key))
+
+
+__all__ = ["Problem", "run_checks", "sort_problems", "version_key"]

@@ -1,0 +1,168 @@
+"""`policy-site check`: each editor mistake fails the check with a plain message."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from site_tree import copy_project, edit, site_of
+
+from form_service.cli import main
+from site_config.checks import Problem, run_checks
+from site_config.facts import Site
+from site_config.new_version import new_version, seal
+
+TODAY = dt.date(2026, 11, 27)
+
+
+@pytest.fixture
+def two_versions(tmp_path: Path) -> Site:
+    """A project with sealed versions 1.0 (archived) and 1.1 (the working copy)."""
+    site = site_of(copy_project(tmp_path))
+    new_version(site, "1.1", dt.date(2026, 12, 1))
+    for lang, words in (("lv", "Kurjeriem."), ("en", "Couriers.")):
+        index = site.content_dir / lang / "index.md"
+        edit(index, 'summary: "TODO: one sentence on what changed"', f"summary: {words}")
+        index.write_text(index.read_text("utf-8") + f"\n{words}\n", encoding="utf-8")
+    assert seal(site, TODAY) == ["1.1"]
+    return site
+
+
+def keys(problems: list[Problem]) -> set[str]:
+    return {p.key for p in problems}
+
+
+def test_the_committed_content_passes() -> None:
+    """The repository's own policy texts pass every check."""
+    from site_config.facts import load_site
+
+    assert run_checks(load_site(), TODAY) == []
+
+
+def test_a_prepared_release_passes(two_versions: Site) -> None:
+    """new-version, an edit with a summary, and seal leave nothing to report."""
+    assert run_checks(two_versions, TODAY) == []
+
+
+def test_page_missing_in_one_language(two_versions: Site) -> None:
+    """A page that exists in Latvian only is named, with the file to create."""
+    (two_versions.content_dir / "lv" / "par-mums.md").write_text("# Par mums\n", "utf-8")
+    problems = run_checks(two_versions, TODAY)
+    assert keys(problems) == {"check_missing_page"}
+    assert "content/en/par-mums.md" in problems[0].render(two_versions, "en")
+
+
+def test_version_missing_in_one_language(two_versions: Site) -> None:
+    """An archived version deleted from English is reported as missing there."""
+    (two_versions.content_dir / "en" / "versions" / "1.0.md").unlink()
+    assert {"check_missing_page", "check_missing_in_language"} <= keys(
+        run_checks(two_versions, TODAY)
+    )
+
+
+def test_version_ids_differ_between_languages(two_versions: Site) -> None:
+    """The working copies of the two languages must carry the same version id."""
+    edit(two_versions.content_dir / "en" / "index.md", 'version: "1.1"', 'version: "1.2"')
+    assert "check_version_differs" in keys(run_checks(two_versions, TODAY))
+
+
+def test_effective_dates_differ_between_languages(two_versions: Site) -> None:
+    """One version must take effect on the same day in every language."""
+    edit(two_versions.content_dir / "en" / "index.md", "effective: 2026-12-01",
+         "effective: 2026-12-02")
+    assert "check_effective_differs" in keys(run_checks(two_versions, TODAY))
+
+
+def test_released_text_changed(two_versions: Site) -> None:
+    """A change to an archived, sealed text is caught by its fingerprint."""
+    edit(two_versions.content_dir / "lv" / "versions" / "1.0.md", "Pasta serveriem.",
+         "Pasta serveriem un kurjeriem.")
+    problems = run_checks(two_versions, TODAY)
+    assert keys(problems) == {"check_released_changed"}
+    assert "versions/1.0.md" in problems[0].render(two_versions, "lv")
+
+
+def test_current_text_changed_without_new_version(two_versions: Site) -> None:
+    """Editing the sealed working copy without a new id says to run new-version."""
+    edit(two_versions.content_dir / "en" / "index.md", "Couriers.", "Couriers and vans.")
+    problems = run_checks(two_versions, TODAY)
+    assert keys(problems) == {"check_current_changed"}
+    assert "policy-site new-version 1.2" in problems[0].render(two_versions, "en")
+
+
+def test_summary_missing(tmp_path: Path) -> None:
+    """A new version whose summary line is still the placeholder is reported."""
+    site = site_of(copy_project(tmp_path))
+    new_version(site, "1.1", dt.date(2026, 12, 1))
+    assert "check_summary_missing" in keys(run_checks(site, TODAY))
+
+
+def test_effective_date_goes_backwards(tmp_path: Path) -> None:
+    """A new version may not take effect before the version it replaces."""
+    site = site_of(copy_project(tmp_path))
+    new_version(site, "1.1", dt.date(2026, 12, 1))
+    for lang in site.language_codes:
+        edit(site.content_dir / lang / "index.md", "effective: 2026-12-01",
+             "effective: 2026-11-01")
+    assert "check_effective_backwards" in keys(run_checks(site, TODAY))
+
+
+def test_new_version_not_sealed(tmp_path: Path) -> None:
+    """A version missing from the ledger asks for `policy-site seal`."""
+    site = site_of(copy_project(tmp_path))
+    new_version(site, "1.1", dt.date(2026, 12, 1))
+    problems = run_checks(site, TODAY)
+    assert "check_not_sealed" in keys(problems)
+    assert any("policy-site seal" in p.render(site, "en") for p in problems)
+
+
+def test_unquoted_version_number_is_explained(two_versions: Site) -> None:
+    """version: 1.10 without quotes would read as 1.1; the check asks for quotes."""
+    edit(two_versions.content_dir / "lv" / "index.md", 'version: "1.1"', "version: 1.10")
+    problems = run_checks(two_versions, TODAY)
+    assert keys(problems) == {"check_bad_version"}
+    assert problems[0].line == 2
+
+
+def test_text_missing_in_a_language(two_versions: Site) -> None:
+    """A UI text present in Latvian but missing in English is named with its file."""
+    path = two_versions.config_dir / "texts" / "site.en.yml"
+    edit(path, "history_link:", "history_link_removed:")
+    problems = [p for p in run_checks(two_versions, TODAY) if p.key == "check_text_missing"]
+    assert [p.params["key"] for p in problems] == ["history_link"]
+
+
+def test_material_change_needs_notice(tmp_path: Path) -> None:
+    """A material change taking effect sooner than the notice period is refused."""
+    site = site_of(copy_project(tmp_path))
+    new_version(site, "1.1", dt.date(2026, 12, 10))
+    for lang in site.language_codes:
+        edit(site.content_dir / lang / "index.md", "material: false", "material: true")
+    problems = [p for p in run_checks(site, TODAY) if p.key == "check_material_notice"]
+    assert problems and problems[0].params["earliest"] == "2026-12-27"
+
+
+def test_messages_in_latvian(two_versions: Site) -> None:
+    """The same problem reads in Latvian when the editor's language is Latvian."""
+    edit(two_versions.content_dir / "lv" / "index.md", "Kurjeriem.\n", "Kurjeriem un citiem.\n")
+    problem = run_checks(two_versions, TODAY)[0]
+    assert "Jūs mainījāt politikas tekstu" in problem.render(two_versions, "lv")
+
+
+def test_cli_fails_with_plain_words(two_versions: Site, capsys: pytest.CaptureFixture[str]) -> None:
+    """The command exits 1 and prints file:line: message lines, no traceback."""
+    edit(two_versions.content_dir / "en" / "index.md", "Couriers.", "Couriers and vans.")
+    code = main(["--root", str(two_versions.root), "check", "--lang", "en", "--date", "2026-11-27"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert out.startswith("content/en/index.md:2: You changed the policy text")
+    assert "Traceback" not in out + err
+    assert "Found 1 problems" in err
+
+
+def test_cli_passes_on_good_content(two_versions: Site, capsys: pytest.CaptureFixture[str]) -> None:
+    """The command exits 0 and says so when nothing is wrong."""
+    code = main(["--root", str(two_versions.root), "check", "--lang", "en", "--date", "2026-11-27"])
+    assert code == 0
+    assert "All good: 2 versions" in capsys.readouterr().out

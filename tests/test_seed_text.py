@@ -1,0 +1,77 @@
+"""Version 1.0 is the seed text word for word, and the English text is complete."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from site_config.facts import DEFAULT_ROOT
+from site_config.versions import load_versions, split_front_matter
+
+SEED = DEFAULT_ROOT.parent / "shared" / "seed" / "privacy-policy-lv.txt"
+CONTENT = DEFAULT_ROOT / "content"
+
+
+def _words_of_markdown(markdown: str) -> list[str]:
+    """The words a reader sees: Markdown's heading, list and link marks removed."""
+    lines = []
+    for line in markdown.splitlines():
+        line = re.sub(r"^#{1,6}\s+", "", line)
+        line = re.sub(r"^[-*]\s+", "", line)
+        lines.append(line.replace("<", "").replace(">", ""))
+    return " ".join(lines).split()
+
+
+def _version_text(lang: str, version: str) -> str:
+    text = next(t for t in load_versions(CONTENT, lang) if t.id == version)
+    return text.path.read_text(encoding="utf-8")
+
+
+def test_latvian_1_0_is_the_seed_word_for_word() -> None:
+    """Every word of the seed, typos included, appears in order and nothing is added."""
+    seed_words = SEED.read_text(encoding="utf-8").replace("•", " ").split()
+    _, body = split_front_matter(_version_text("lv", "1.0"))
+    assert _words_of_markdown(body) == seed_words
+
+
+def test_latvian_1_0_keeps_the_seed_structure() -> None:
+    """The seed's headings, two numbered lists and two bullet lists are Markdown structure."""
+    _, body = split_front_matter(_version_text("lv", "1.0"))
+    assert len(re.findall(r"^#{1,3} ", body, re.M)) == 4
+    assert len(re.findall(r"^\d\. ", body, re.M)) == 8
+    assert len(re.findall(r"^- ", body, re.M)) == 7
+
+
+def test_english_1_0_has_the_same_structure_as_latvian() -> None:
+    """The translation has every heading, list item and paragraph of the Latvian text."""
+    _, lv = split_front_matter(_version_text("lv", "1.0"))
+    _, en = split_front_matter(_version_text("en", "1.0"))
+
+    def shape(body: str) -> list[str]:
+        blocks = []
+        for line in body.splitlines():
+            if line.startswith("#"):
+                blocks.append(line.split()[0])
+            elif re.match(r"^\d\. ", line):
+                blocks.append("ol")
+            elif line.startswith("- "):
+                blocks.append("ul")
+            elif line.strip():
+                blocks.append("p")
+        return blocks
+
+    assert shape(en) == shape(lv)
+    assert "info@pulkstenu-outlets.lv" in en
+
+
+def test_english_1_0_is_effective_on_the_same_day() -> None:
+    """Both languages of 1.0 take effect on 2026-11-24."""
+    for lang in ("lv", "en"):
+        text = next(t for t in load_versions(CONTENT, lang) if t.id == "1.0")
+        assert text.effective.isoformat() == "2026-11-24"
+
+
+def test_seed_file_is_where_the_test_expects_it() -> None:
+    """The seed file is present beside the repository, so the word test compares real text."""
+    assert SEED.is_file(), SEED
+    assert Path(SEED).stat().st_size > 3000
