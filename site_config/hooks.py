@@ -24,6 +24,7 @@ from mkdocs.structure.pages import Page
 from site_config.build_date import build_date
 from site_config.diff import word_diff_html
 from site_config.facts import Site, format_date, load_site, load_ui_texts
+from site_config.feed import build_feed
 from site_config.manifest import build_manifest, changes_url, version_url
 from site_config.versions import (
     PolicyText,
@@ -217,7 +218,11 @@ def on_page_context(
     state = _build(config)
     site, lang, ui = state.site, state.lang, state.ui
     text = _text_of(state, page)
-    policy: dict[str, Any] = {"history_url": f"{site.prefix(lang)}versions/"}
+    policy: dict[str, Any] = {
+        "history_url": f"{site.prefix(lang)}versions/",
+        "feed_url": f"{site.prefix(lang)}feed.xml",
+        "feed_title": ui["feed_title"],
+    }
     if state.upcoming:
         policy["banner"] = {
             "text": ui["upcoming_banner"].format(date=state.date(state.upcoming)),
@@ -258,7 +263,11 @@ def on_page_context(
 
 def on_post_build(*, config: MkDocsConfig) -> None:
     site = _site(config)
-    if _language(config) != site.default_language:
+    state = _build(config)
+    feed = build_feed(site, state.lang, state.versions, state.ui)
+    prefix = "" if state.lang == site.default_language else f"{state.lang}/"
+    (Path(config.site_dir) / prefix / "feed.xml").write_bytes(feed)
+    if state.lang != site.default_language:
         return
     texts = {lang: load_versions(site.content_dir, lang) for lang in site.language_codes}
     manifest = build_manifest(site, texts, build_date())

@@ -195,3 +195,38 @@ def test_a_broken_link_fails_the_strict_build(tmp_path: Path) -> None:
     site_of(root)
     with pytest.raises(BuildError):
         build_site(root, root / "site", dt.date(2026, 11, 27))
+
+
+ATOM = "{http://www.w3.org/2005/Atom}"
+
+
+@pytest.mark.parametrize(("path", "lang"), [("feed.xml", "lv"), ("en/feed.xml", "en")])
+def test_atom_feed_lists_every_version(two_version_site: Path, path: str, lang: str) -> None:
+    """Each language's feed parses as Atom with the elements RFC 4287 requires."""
+    from xml.etree import ElementTree as ET
+
+    feed = ET.fromstring((two_version_site / "site" / path).read_bytes())  # noqa: S314 -- our own build output
+    assert feed.tag == f"{ATOM}feed"
+    for required in ("id", "title", "updated", "author"):
+        assert feed.find(f"{ATOM}{required}") is not None, required
+    entries = feed.findall(f"{ATOM}entry")
+    assert [e.find(f"{ATOM}id").text.rsplit("/", 1)[-1] for e in entries] == ["1.1", "1.0"]
+    newest = entries[0]
+    for required in ("id", "title", "updated", "summary"):
+        assert newest.find(f"{ATOM}{required}").text, required
+    links = {link.get("rel"): link.get("href") for link in newest.findall(f"{ATOM}link")}
+    prefix = "/" if lang == "lv" else "/en/"
+    assert links == {"alternate": f"{prefix}versions/1.1/",
+                     "related": f"{prefix}versions/1.1/changes/"}
+    dt.datetime.fromisoformat(newest.find(f"{ATOM}updated").text.replace("Z", "+00:00"))
+
+
+def test_every_page_announces_the_feed(two_version_site: Path) -> None:
+    """Each page links its language's feed with rel=alternate type=application/atom+xml."""
+    for html_file in (two_version_site / "site").rglob("index.html"):
+        html = html_file.read_text("utf-8")
+        feed = "/en/feed.xml" if '<html lang="en"' in html else "/feed.xml"
+        assert re.search(
+            rf'<link rel="alternate" type="application/atom\+xml" title="[^"]+" href="{feed}">',
+            html,
+        ), html_file
