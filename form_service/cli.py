@@ -85,6 +85,23 @@ def cmd_seal(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_preview(args: argparse.Namespace) -> int:
+    os.environ.setdefault("NO_MKDOCS_2_WARNING", "1")
+    if args.date:
+        os.environ["POLICY_BUILD_DATE"] = args.date.isoformat()
+    from mkdocs.commands.serve import serve
+
+    print(f"Preview on http://{args.host}:{args.port}/ — it reloads when you save a file. "
+          "Stop with Ctrl+C.")
+    serve(
+        config_file=str(args.root / "mkdocs.yml"),
+        dev_addr=f"{args.host}:{args.port}",
+        livereload=True,
+        watch=[str(args.root / "site_config")],
+    )
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from form_service.serve import serve
 
@@ -118,6 +135,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--effective", type=_date, required=True, help="when it takes effect")
 
     p = add("seal", cmd_seal, "Record the fingerprints of new, final versions in the ledger.")
+    p.add_argument("--date", type=_date, help="treat this day as today (YYYY-MM-DD)")
+
+    p = add("preview", cmd_preview, "Show the working copy on 127.0.0.1 with live reload.")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8001)
     p.add_argument("--date", type=_date, help="treat this day as today (YYYY-MM-DD)")
 
     p = add("serve", cmd_serve, "Build the site if needed and serve it with the request form.")

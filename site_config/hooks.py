@@ -94,6 +94,13 @@ def _generated(config: MkDocsConfig, site: Site, lang: str, rel: str, content: s
     return page
 
 
+def on_config(config: MkDocsConfig) -> MkDocsConfig:
+    # A preview rebuilds in the same process: read the editor's latest facts and texts.
+    load_site.cache_clear()
+    load_ui_texts.cache_clear()
+    return config
+
+
 @event_priority(-200)  # after static-i18n (-100) has chosen this language's files
 def on_files(files: Files, *, config: MkDocsConfig) -> Files:
     site = _site(config)
@@ -276,6 +283,7 @@ def on_post_build(*, config: MkDocsConfig) -> None:
 
 
 __all__ = [
+    "on_config",
     "on_files",
     "on_page_content",
     "on_page_context",
