@@ -17,18 +17,28 @@ _LINE = "\n"
 _BLOCK = "\n\n"
 
 
-def _tokens(markdown: str) -> list[str]:
-    """Words, with line and block breaks as tokens of their own."""
-    tokens: list[str] = []
+def _lines(markdown: str) -> list[tuple[str, ...]]:
+    """Each source line as its words, preceded by the break (line or block) before it."""
+    lines: list[tuple[str, ...]] = []
     for block in re.split(r"\n\s*\n", markdown.strip()):
-        if tokens:
-            tokens.append(_BLOCK)
         for n, line in enumerate(block.splitlines()):
-            if n:
-                tokens.append(_LINE)
-            line = _BULLET.sub("• ", _HEADING.sub("", line.strip()))
-            tokens.extend(line.split())
-    return tokens
+            words = tuple(_BULLET.sub("• ", _HEADING.sub("", line.strip())).split())
+            if lines:
+                words = (_LINE if n else _BLOCK, *words)
+            lines.append(words)
+    return lines
+
+
+def _word_ops(a: list[str], b: list[str]) -> list[tuple[str, str]]:
+    matcher = difflib.SequenceMatcher(a=a, b=b, autojunk=False)
+    stream: list[tuple[str, str]] = []
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        if op == "equal":
+            stream += [("", t) for t in a[i1:i2]]
+        else:
+            stream += [("del", t) for t in a[i1:i2]]
+            stream += [("ins", t) for t in b[j1:j2]]
+    return stream
 
 
 def _wrap(kind: str, words: list[str], labels: dict[str, str]) -> str:
@@ -46,18 +56,23 @@ def word_diff_html(old: str, new: str, labels: dict[str, str]) -> tuple[str, int
 
     `labels` gives the spoken words for {"del": ..., "ins": ...}.
     """
-    a, b = _tokens(old), _tokens(new)
+    a, b = _lines(old), _lines(new)
+    # Lines first, then words within the changed lines only: a policy version
+    # changes a few words of hundreds, and a word diff of everything is the
+    # slow part of the build (bench/site_build.py).
     matcher = difflib.SequenceMatcher(a=a, b=b, autojunk=False)
     # A stream of (kind, token) where kind is "", "del" or "ins".
     stream: list[tuple[str, str]] = []
-    changes = 0
     for op, i1, i2, j1, j2 in matcher.get_opcodes():
         if op == "equal":
-            stream += [("", t) for t in a[i1:i2]]
-            continue
-        changes += 1
-        stream += [("del", t) for t in a[i1:i2]]
-        stream += [("ins", t) for t in b[j1:j2]]
+            stream += [("", t) for line in a[i1:i2] for t in line]
+        else:
+            stream += _word_ops(
+                [t for line in a[i1:i2] for t in line], [t for line in b[j1:j2] for t in line]
+            )
+    changes = sum(
+        1 for i, (kind, _) in enumerate(stream) if kind and (i == 0 or not stream[i - 1][0])
+    )
 
     blocks: list[str] = []
     parts: list[str] = []

@@ -95,9 +95,12 @@ def _generated(config: MkDocsConfig, site: Site, lang: str, rel: str, content: s
 
 
 def on_config(config: MkDocsConfig) -> MkDocsConfig:
-    # A preview rebuilds in the same process: read the editor's latest facts and texts.
-    load_site.cache_clear()
-    load_ui_texts.cache_clear()
+    # A preview rebuilds in the same process: read the editor's latest facts and
+    # texts once per build (static-i18n's builds of the other languages set
+    # `building` and reuse them).
+    if not config.plugins["i18n"].building:
+        load_site.cache_clear()
+        load_ui_texts.cache_clear()
     return config
 
 
@@ -276,7 +279,10 @@ def on_post_build(*, config: MkDocsConfig) -> None:
     (Path(config.site_dir) / prefix / "feed.xml").write_bytes(feed)
     if state.lang != site.default_language:
         return
-    texts = {lang: load_versions(site.content_dir, lang) for lang in site.language_codes}
+    texts = {
+        lang: _state[lang].versions if lang in _state else load_versions(site.content_dir, lang)
+        for lang in site.language_codes
+    }
     manifest = build_manifest(site, texts, build_date())
     out = Path(config.site_dir) / "versions.json"
     out.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
