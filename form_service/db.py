@@ -1,0 +1,84 @@
+"""Database engines for SQLite (embedded default) and PostgreSQL (scale-out), and migrations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+
+MIGRATIONS = "form_service:migrations"
+# Any constant will do: it only has to be the same in every instance, so that
+# instances starting together run the migrations one after the other.
+_MIGRATION_LOCK = 0x504F4C49
+
+
+def normalise_url(database_url: str) -> URL:
+    """postgres:// and postgresql:// mean psycopg 3, the driver we install."""
+    url = make_url(database_url)
+    if url.drivername in ("postgres", "postgresql"):
+        url = url.set(drivername="postgresql+psycopg")
+    return url
+
+
+def create(database_url: str) -> Engine:
+    url = normalise_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        return _sqlite_engine(url)
+    connect_args: dict[str, Any] = {}
+    if "connect_timeout" not in url.query:
+        # /healthz must answer quickly when the server is gone, not after the OS's TCP timeout.
+        connect_args["connect_timeout"] = 5
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    if url.database and url.database != ":memory:" and not url.database.startswith("file:"):
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # sqlite3 would BEGIN only before the first write, and always DEFERRED;
+        # we emit BEGIN ourselves (below) so that a writer can ask for IMMEDIATE.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        # WAL lets readers run beside the one writer; synchronous=FULL makes a
+        # committed request survive a power cut; busy_timeout makes a second
+        # writer wait instead of failing; foreign keys are off unless asked for.
+        for pragma in (
+            "journal_mode=WAL",
+            "synchronous=FULL",
+            "busy_timeout=5000",
+            "foreign_keys=ON",
+        ):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        # A write transaction takes the write lock at BEGIN: upgrading a read lock
+        # later can fail at once with "database is locked", busy_timeout or not.
+        immediate = conn.get_execution_options().get("sqlite_immediate", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+def writer(engine: Engine) -> Engine:
+    """The same pool, for transactions that write (BEGIN IMMEDIATE on SQLite)."""
+    return engine.execution_options(sqlite_immediate=True)
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest revision; safe to call from every instance at start."""
+    config = Config()
+    config.set_main_option("script_location", MIGRATIONS)
+    with writer(engine).begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")

@@ -1,0 +1,307 @@
+"""The e-mails, rendered at send time from the request record.
+
+The outbox row holds no text, only, for the staff's decisions ("extend",
+"close"), the facts of the decision (new due date, outcome, reason); a
+message is always built from those, the stored request and today's catalogue
+(site_config/texts/email.<lang>.yml). Only plain-text bodies, so nothing a
+customer or staff member typed can become markup; every header value that
+could carry customer text is stripped of CR, LF and NUL, so a name like
+"Eve\\r\\nBcc: x@y" stays a name (RFC 5322 2.2: a header field ends at CRLF).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email import policy
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, parseaddr
+from typing import Any
+
+from form_service.deadlines import RIGA
+from form_service.outbox import message_id_for
+from form_service.settings import Settings, SettingsError
+from form_service.store import RequestRecord
+from form_service.tokens import make_token
+from site_config.facts import Site, format_date, load_site, load_ui_texts
+from site_config.versions import VersionError, archive_path, read_policy_file
+
+KINDS = ("verify", "ticket", "ack", "extend", "close")
+# Messages to the customer after the confirmation are threaded under it.
+_THREADED = ("ack", "extend", "close")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# What may stand in an address: no spaces, controls, quotes or delimiters, one "@".
+_ADDR_SPEC = re.compile(r"[^\s\x00-\x1f\x7f<>()\[\]\\,;:\"@]+@[^\s\x00-\x1f\x7f<>()\[\]\\,;:\"@]+")
+
+
+class MessageError(ValueError):
+    """Raised when a message cannot be built (an unusable address); retrying will not help."""
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A message and its SMTP envelope (never derived from headers)."""
+
+    message: EmailMessage
+    sender: str
+    recipients: tuple[str, ...]
+
+
+def header_text(value: str) -> str:
+    """A header value with CR, LF, NUL and other controls replaced by spaces."""
+    return " ".join(_CONTROL.sub(" ", value).split())
+
+
+def address(name: str, addr_spec: str) -> Address:
+    addr_spec = addr_spec.strip()
+    if not _ADDR_SPEC.fullmatch(addr_spec):
+        raise MessageError(f"{addr_spec!r} is not an e-mail address")
+    try:
+        return Address(display_name=header_text(name), addr_spec=addr_spec)
+    except (ValueError, IndexError) as exc:
+        raise MessageError(f"{addr_spec!r} is not an e-mail address: {exc}") from None
+
+
+def _configured(value: str, default_name: str, setting: str) -> Address:
+    """An address from settings: either a bare address or "Name <address>"."""
+    name, addr_spec = parseaddr(value)
+    try:
+        return address(name or default_name, addr_spec or value)
+    except MessageError:
+        # A fault of the setup, not of the message: it must not fail messages for good.
+        raise SettingsError(f"{setting}={value!r} is not an e-mail address.") from None
+
+
+def render(
+    kind: str,
+    record: RequestRecord,
+    *,
+    message_id: str,
+    settings: Settings,
+    now: dt.datetime | None = None,
+    payload: Mapping[str, Any] | None = None,
+) -> Outgoing:
+    """The message of one outbox row; `payload` is the row's (the decision staff made)."""
+    site = load_site(settings.root)
+    sender = _configured(settings.mail_from, site.controller_name, "POLICY_MAIL_FROM")
+    if kind == "ticket":
+        lang = _language(site, site.staff_language)
+        to = _configured(settings.staff_email, "", "POLICY_STAFF_EMAIL")
+        reply_to = address(record.name, record.email)
+    elif kind in ("verify", *_THREADED):
+        lang = _language(site, record.language)
+        to = address(record.name, record.email)
+        reply_to = _configured(
+            site.controller_email, site.controller_name, "site.yml controller.email"
+        )
+    else:
+        raise MessageError(f"no e-mail is defined for the outbox kind {kind!r}")
+    texts = load_ui_texts(site.root, lang)
+    values = _values(kind, record, site, settings, texts, lang)
+    # "close" has one text per outcome: a refusal must say more (GDPR Art. 12(4)).
+    key = kind
+    if kind in ("extend", "close"):
+        values.update(_decision(kind, payload, site, texts, lang))
+        if kind == "close":
+            key = f"close_{values['outcome']}"
+
+    message = EmailMessage(policy=policy.SMTP)
+    message["From"] = sender
+    message["To"] = to
+    message["Reply-To"] = reply_to
+    message["Subject"] = header_text(texts[f"email_{key}_subject"].format(**values))
+    message["Date"] = format_datetime(now or dt.datetime.now(dt.UTC))
+    message["Message-ID"] = message_id
+    if kind in _THREADED:
+        # Threads the receipt under the confirmation e-mail in the customer's mailbox.
+        domain = message_id.strip("<>").rpartition("@")[2]
+        verify_id = message_id_for(record.reference, "verify", domain)
+        message["In-Reply-To"] = verify_id
+        message["References"] = verify_id
+    message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies to these
+    body = texts[f"email_{key}_body"].format(**values)
+    # Quoted-printable keeps every line 7-bit and short, whatever the server supports.
+    message.set_content(body, cte="quoted-printable")
+    message["Content-Language"] = lang  # after set_content, which resets Content-* headers
+    return Outgoing(message, sender.addr_spec, (to.addr_spec,))
+
+
+def ticket_json(record: RequestRecord, settings: Settings) -> dict[str, Any]:
+    """The ticket's facts for the helpdesk webhook: what the ticket e-mail says, as data.
+
+    Times are ISO 8601 in UTC; the due date is a date (the last day in time,
+    GDPR Art. 12(3)); the policy block is the evidence of the text the
+    customer saw, with the URL of its archived copy.
+    """
+    site = load_site(settings.root)
+    right = site.right(record.request_type)
+    policy_lang = _language(site, record.policy_language)
+    effective = _effective(site, policy_lang, record.policy_version)
+
+    def utc(moment: dt.datetime | None) -> str | None:
+        return moment.astimezone(dt.UTC).isoformat() if moment else None
+
+    return {
+        "reference": record.reference,
+        "type": record.request_type,
+        "type_label": right.label if right else {},
+        "article": right.article if right else None,
+        "requester": {
+            "name": record.name,
+            "email": record.email,
+            "phone": record.phone,
+            "order_number": record.order_number,
+            "language": record.language,
+        },
+        "details": _body_text(record.details),
+        "policy": {
+            "version": record.policy_version,
+            "language": record.policy_language,
+            "sha256": record.policy_sha256,
+            "effective": effective.isoformat() if effective else None,
+            "viewed_at": utc(record.policy_viewed_at),
+            "url": policy_url(record, site, settings),
+        },
+        "submitted_at": utc(record.submitted_at),
+        "verified_at": utc(record.verified_at),
+        "due_at": record.due_at.isoformat(),
+        "controller": site.controller_name,
+    }
+
+
+def policy_url(record: RequestRecord, site: Site, settings: Settings) -> str:
+    """The archived text of the policy version the customer saw, in the language they saw."""
+    lang = _language(site, record.policy_language)
+    return f"{settings.base_url}{site.prefix(lang)}versions/{record.policy_version}/"
+
+
+def _decision(
+    kind: str, payload: Mapping[str, Any] | None, site: Site, texts: dict[str, Any], lang: str
+) -> dict[str, Any]:
+    """The values of a staff decision, from the outbox row that reports it."""
+    if payload is None:
+        raise MessageError(f"the outbox row of a {kind!r} e-mail lacks its decision")
+    try:
+        if kind == "extend":
+            return {
+                "due": format_date(texts, dt.date.fromisoformat(payload["due_at"])),
+                "previous_due": format_date(
+                    texts, dt.date.fromisoformat(payload["previous_due_at"])
+                ),
+                "reason": _staff_text(payload["reason"]),
+            }
+        outcome = payload["outcome"]
+        if outcome not in ("done", "refused"):
+            raise ValueError(outcome)
+        closed_at = dt.datetime.fromisoformat(payload["closed_at"])
+    except (TypeError, KeyError, ValueError):
+        raise MessageError(f"the outbox row of a {kind!r} e-mail has no usable decision") from None
+    authority = site.authority
+    names = authority.get("name", {})
+    return {
+        "outcome": outcome,
+        "reason": _staff_text(payload["reason"]),
+        "closed_at": format_date(texts, closed_at.astimezone(RIGA).date()),
+        "authority_name": names.get(lang) or names.get(site.default_language, ""),
+        "authority_address": authority.get("address", ""),
+        "authority_email": authority.get("email", ""),
+        "authority_phone": authority.get("phone", ""),
+        "authority_website": authority.get("website", ""),
+    }
+
+
+def _staff_text(text: str) -> str:
+    """The reason staff wrote, indented under its heading."""
+    lines = _body_text(str(text)).strip("\n").split("\n")
+    return "\n".join(f"  {line}".rstrip() for line in lines)
+
+
+def _language(site: Site, lang: str) -> str:
+    return lang if lang in site.language_codes else site.default_language
+
+
+def _values(
+    kind: str,
+    record: RequestRecord,
+    site: Site,
+    settings: Settings,
+    texts: dict[str, Any],
+    lang: str,
+) -> dict[str, Any]:
+    right = site.right(record.request_type)
+    policy_lang = _language(site, record.policy_language)
+    effective = _effective(site, policy_lang, record.policy_version)
+    not_given = texts["email_not_given"]
+    # Staff get exact ISO 8601 times with the offset (evidence); customers a readable time.
+    when = _iso if kind == "ticket" else (lambda t: _readable(texts, t))
+    values: dict[str, Any] = {
+        "reference": record.reference,
+        "request_type": right.label.get(lang, right.id) if right else record.request_type,
+        "article": right.article if right else "?",
+        "name": header_text(record.name),
+        "email": record.email,
+        "phone": header_text(record.phone or "") or not_given,
+        "order_number": header_text(record.order_number or "") or not_given,
+        "language": record.language,
+        "details": _quoted(record.details),
+        "due": format_date(texts, record.due_at),
+        "policy_version": record.policy_version,
+        "policy_language": record.policy_language,
+        "policy_sha256": record.policy_sha256,
+        "policy_effective": format_date(texts, effective) if effective else not_given,
+        "policy_url": policy_url(record, site, settings),
+        "versions_url": f"{settings.base_url}/versions.json",
+        "policy_viewed_at": when(record.policy_viewed_at),
+        "submitted_at": when(record.submitted_at),
+        "verified_at": when(record.verified_at) if record.verified_at else not_given,
+        "controller": site.controller_name,
+        "controller_email": site.controller_email,
+        "hours": settings.verify_link_max_age_hours,
+        "ttl_days": math.ceil(settings.unverified_ttl_hours / 24),
+    }
+    if kind == "verify":
+        token = make_token(settings.secret_key, "verify", {"ref": record.reference})
+        values["link"] = f"{settings.base_url}/request/verify/{token}"
+    return values
+
+
+def _effective(site: Site, lang: str, version: str) -> dt.date | None:
+    """The effective date of a version: from its archive file, or the working copy."""
+    working_copy = site.content_dir / lang / "index.md"
+    for path in (archive_path(site.content_dir, lang, version), working_copy):
+        if not path.is_file():
+            continue
+        try:
+            text = read_policy_file(path, lang)
+        except (VersionError, OSError, UnicodeError):
+            continue
+        if text.id == version:
+            return text.effective
+    return None
+
+
+def _iso(moment: dt.datetime) -> str:
+    return moment.astimezone(RIGA).isoformat(timespec="seconds")
+
+
+def _readable(texts: dict[str, Any], moment: dt.datetime) -> str:
+    local = moment.astimezone(RIGA)
+    return str(texts["email_time_format"]).format(
+        date=format_date(texts, local.date()), time=f"{local:%H:%M}"
+    )
+
+
+def _body_text(value: str | None) -> str:
+    if not value:
+        return ""
+    return value.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
+
+
+def _quoted(text: str) -> str:
+    """The customer's words, each line marked "> " so that they stand apart from ours."""
+    lines = _body_text(text).strip("\n").split("\n") or [""]
+    return "\n".join(f"> {line}".rstrip() for line in lines)

@@ -1,0 +1,150 @@
+"""The tables of the request service (the Alembic migrations create them).
+
+Times are stored in UTC and always come back timezone-aware, on SQLite too,
+so that comparisons (leases, back-off, expiry) never mix naive and aware values.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Date,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Deterministic constraint names, so that later migrations can name what they alter.
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """An aware datetime in, an aware UTC datetime out; naive values are refused."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"{value!r} must be timezone-aware")
+        value = value.astimezone(dt.UTC)
+        # SQLite has no time zones and compares the stored text, so every value
+        # is kept in UTC without an offset: the text order is then the time order.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+def _same_as_due(context: Any) -> Any:
+    """A new request's first month ends on its due date, unless said otherwise."""
+    return context.get_current_parameters()["due_at"]
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Request(Base):
+    __tablename__ = "requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reference: Mapped[str] = mapped_column(String(16), unique=True)
+    # The form's one-time id: unique, so a double click never makes two requests.
+    submission_id: Mapped[str] = mapped_column(String(100), unique=True)
+    request_type: Mapped[str] = mapped_column(String(40))
+    name: Mapped[str] = mapped_column(Text)
+    email: Mapped[str] = mapped_column(Text)
+    phone: Mapped[str | None] = mapped_column(Text)
+    order_number: Mapped[str | None] = mapped_column(Text)
+    details: Mapped[str] = mapped_column(Text)
+    language: Mapped[str] = mapped_column(String(8))
+    # The evidence of which policy text the customer saw (DESIGN: chain of evidence).
+    policy_version: Mapped[str] = mapped_column(String(20))
+    policy_sha256: Mapped[str] = mapped_column(String(64))
+    policy_language: Mapped[str] = mapped_column(String(8))
+    policy_viewed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    submitted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    verified_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # The answer is due by due_at; original_due_at is the end of the first month,
+    # after which the period can no longer be extended (GDPR Art. 12(3)).
+    due_at: Mapped[dt.date] = mapped_column(Date)
+    original_due_at: Mapped[dt.date] = mapped_column(Date, default=_same_as_due)
+    extended_months: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # unverified -> verified -> (extended) -> done | refused
+    status: Mapped[str] = mapped_column(String(20))
+    closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    close_reason: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index(None, "status", "submitted_at"), Index(None, "status", "due_at"))
+
+
+class OutboxMessage(Base):
+    """One e-mail or webhook call; written in the same transaction as the change it reports."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[int] = mapped_column(
+        ForeignKey("requests.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(20))
+    # Stable across retries, so a message sent twice is recognisably the same one.
+    message_id: Mapped[str] = mapped_column(String(200), unique=True)
+    status: Mapped[str] = mapped_column(String(10))
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
+    lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    __table_args__ = (Index(None, "status", "next_attempt_at"),)
+
+
+class RequestEvent(Base):
+    """Append-only history of a request (a trigger refuses updates)."""
+
+    __tablename__ = "request_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[int] = mapped_column(
+        ForeignKey("requests.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(40))
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class EventCount(Base):
+    """Anonymous daily counts, kept after the requests themselves are purged."""
+
+    __tablename__ = "event_counts"
+
+    kind: Mapped[str] = mapped_column(String(40), primary_key=True)
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)

@@ -1,0 +1,167 @@
+"""The outbox: e-mails (and webhook calls) written in the same transaction as the change
+they report.
+
+DESIGN: a request and the message about it are committed together, so a
+crash can lose neither one without the other. A worker claims due messages
+with a lease, so that several workers (threads, processes, instances) never
+send the same message twice; a lease that runs out (a worker died) makes the
+message claimable again. These functions run inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from form_service.models import OutboxMessage, Request
+
+if TYPE_CHECKING:
+    from form_service.store import RequestRecord
+
+PENDING, SENT, FAILED = "pending", "sent", "failed"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A claimed message: everything the worker needs to render and send it."""
+
+    id: int
+    kind: str
+    message_id: str
+    attempts: int  # including this one
+    payload: dict[str, Any] | None
+    record: RequestRecord
+
+
+@dataclass(frozen=True)
+class MessageState:
+    """Where one outbox message stands (for staff and tests)."""
+
+    id: int
+    kind: str
+    message_id: str
+    status: str
+    attempts: int
+    next_attempt_at: dt.datetime
+    last_error: str | None
+    sent_at: dt.datetime | None
+    created_at: dt.datetime
+
+
+def message_id_for(reference: str, kind: str, domain: str, n: int = 1) -> str:
+    """RFC 5322 Message-ID derived from the reference: the same on every retry.
+
+    `n` numbers the messages of a kind that a request can have more than once
+    (a second extension): <PO-7K3M-9QXD.extend-2@...>.
+    """
+    suffix = f"-{n}" if n > 1 else ""
+    return f"<{reference}.{kind}{suffix}@{domain}>"
+
+
+def enqueue(
+    session: Session,
+    request: Request,
+    kind: str,
+    *,
+    domain: str,
+    at: dt.datetime,
+    payload: dict[str, Any] | None = None,
+    n: int = 1,
+) -> OutboxMessage:
+    row = OutboxMessage(
+        request_id=request.id,
+        kind=kind,
+        message_id=message_id_for(request.reference, kind, domain, n),
+        status=PENDING,
+        attempts=0,
+        next_attempt_at=at,
+        created_at=at,
+        payload=payload,
+    )
+    session.add(row)
+    return row
+
+
+def claim(
+    session: Session, owner: str, *, limit: int, now: dt.datetime, lease: dt.timedelta
+) -> list[tuple[OutboxMessage, Request]]:
+    """Lease up to `limit` due messages to `owner`; the caller commits.
+
+    PostgreSQL: FOR UPDATE SKIP LOCKED lets concurrent claimers pass each
+    other's rows instead of waiting or taking them twice. SQLite ignores the
+    clause; there the caller's BEGIN IMMEDIATE makes claims one at a time.
+    """
+    ids = session.scalars(
+        select(OutboxMessage.id)
+        .where(
+            OutboxMessage.status == PENDING,
+            OutboxMessage.next_attempt_at <= now,
+            or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until <= now),
+        )
+        .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    if not ids:
+        return []
+    session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_(ids))
+        .values(
+            lease_owner=owner,
+            lease_until=now + lease,
+            # Counted at claim time, so a message that crashes its worker
+            # every time still runs out of tries.
+            attempts=OutboxMessage.attempts + 1,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    rows = session.scalars(
+        select(OutboxMessage)
+        .where(OutboxMessage.id.in_(ids))
+        .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+        .execution_options(populate_existing=True)
+    ).all()
+    requests = {
+        r.id: r
+        for r in session.scalars(
+            select(Request).where(Request.id.in_({row.request_id for row in rows}))
+        )
+    }
+    return [(row, requests[row.request_id]) for row in rows]
+
+
+def leased(session: Session, outbox_id: int, owner: str) -> OutboxMessage | None:
+    """The message if `owner` still holds its lease (nobody took it over), else None."""
+    row = session.scalar(
+        select(OutboxMessage).where(OutboxMessage.id == outbox_id).with_for_update()
+    )
+    if row is None or row.status != PENDING or row.lease_owner != owner:
+        return None
+    return row
+
+
+def release(row: OutboxMessage, status: str, *, error: str | None = None) -> None:
+    row.status = status
+    row.lease_owner = None
+    row.lease_until = None
+    if error is not None:
+        row.last_error = error[:2000]
+
+
+def state(row: OutboxMessage) -> MessageState:
+    return MessageState(
+        id=row.id,
+        kind=row.kind,
+        message_id=row.message_id,
+        status=row.status,
+        attempts=row.attempts,
+        next_attempt_at=row.next_attempt_at,
+        last_error=row.last_error,
+        sent_at=row.sent_at,
+        created_at=row.created_at,
+    )

@@ -1,0 +1,558 @@
+"""Durable storage of rights requests (SQLite or PostgreSQL through SQLAlchemy).
+
+A synchronous API, safe to call from many threads at once: the web layer
+calls it through run_in_threadpool, the worker through asyncio.to_thread.
+Every change writes its history row and, where someone must be told, its
+outbox row in the same transaction (DESIGN: data flows form -> store -> worker).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Collection
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from form_service import db, outbox
+from form_service.deadlines import RIGA, due_date
+from form_service.models import EventCount, OutboxMessage, Request, RequestEvent
+from form_service.outbox import Delivery, MessageState
+from form_service.references import new_reference, normalise_reference
+from site_config.facts import load_site
+
+if TYPE_CHECKING:
+    from form_service.settings import Settings
+
+UNVERIFIED, VERIFIED, EXTENDED = "unverified", "verified", "extended"
+DONE, REFUSED = "done", "refused"
+# Open: confirmed and waiting for an answer. Closed: answered, one way or the other.
+OPEN, CLOSED = (VERIFIED, EXTENDED), (DONE, REFUSED)
+STATUSES = (UNVERIFIED, *OPEN, *CLOSED)
+# GDPR Art. 12(3): "extended by two further months", in total.
+MAX_EXTENSION_MONTHS = 2
+# 40 random bits make a collision rare; a few tries make failure astronomically so.
+_REFERENCE_TRIES = 5
+
+
+class StoreError(Exception):
+    """Raised when the store cannot do what was asked for a reason other than the database."""
+
+
+class UnknownRequest(StoreError):
+    """Raised when no request has the reference given (mistyped, never made, or purged)."""
+
+    def __init__(self, reference: str) -> None:
+        super().__init__(f"there is no request {reference!r}; check the reference "
+                         "(unconfirmed and expired requests are deleted)")
+        self.reference = reference
+
+
+class NotAllowed(StoreError):
+    """Raised when a staff action does not fit the request as it stands (its status, GDPR)."""
+
+
+@dataclass(frozen=True)
+class NewRequest:
+    submission_id: str
+    request_type: str
+    name: str
+    email: str
+    phone: str | None
+    order_number: str | None
+    details: str
+    language: str
+    policy_version: str
+    policy_sha256: str
+    policy_language: str
+    policy_viewed_at: dt.datetime
+    submitted_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    id: int
+    reference: str
+    submission_id: str
+    request_type: str
+    name: str
+    email: str
+    phone: str | None
+    order_number: str | None
+    details: str
+    language: str
+    policy_version: str
+    policy_sha256: str
+    policy_language: str
+    policy_viewed_at: dt.datetime
+    submitted_at: dt.datetime
+    verified_at: dt.datetime | None
+    due_at: dt.date
+    status: str
+    # Defaults, so that a record built by hand (tests) need not spell them out.
+    original_due_at: dt.date | None = None
+    extended_months: int = 0
+    closed_at: dt.datetime | None = None
+    close_reason: str | None = None
+
+    @property
+    def first_month_due(self) -> dt.date:
+        """The end of the first month: the last day on which the period can be extended."""
+        return self.original_due_at or self.due_at
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN
+
+    def overdue(self, today: dt.date) -> bool:
+        return self.is_open and self.due_at < today
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: str
+    at: dt.datetime
+    detail: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class PurgeResult:
+    unverified: int  # never confirmed within the TTL
+    expired: int  # kept for the whole retention period
+
+
+_NEW_FIELDS = tuple(f.name for f in fields(NewRequest))
+_RECORD_FIELDS = tuple(f.name for f in fields(RequestRecord))
+
+
+def to_record(row: Request) -> RequestRecord:
+    return RequestRecord(**{name: getattr(row, name) for name in _RECORD_FIELDS})
+
+
+def _utc(value: Any) -> Any:
+    """Datetimes as UTC, so the record returned now equals the one read back later."""
+    return value.astimezone(dt.UTC) if isinstance(value, dt.datetime) else value
+
+
+def _aware(name: str, value: dt.datetime) -> None:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name}={value!r} must be timezone-aware")
+
+
+class Store:
+    def __init__(
+        self, database_url: str, *, message_domain: str | None = None, webhook: bool = False
+    ) -> None:
+        self._engine = db.create(database_url)
+        self._reads = sessionmaker(self._engine, expire_on_commit=False)
+        self._writes = sessionmaker(db.writer(self._engine), expire_on_commit=False)
+        # Message-IDs end in the controller's own domain (RFC 5322 3.6.4: globally unique).
+        self._domain = message_domain or load_site().controller_email.rpartition("@")[2]
+        # With a helpdesk webhook, a verified request is also queued as a "webhook" call.
+        self._webhook = webhook
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Store:
+        """The store as the settings describe it: database, and whether a webhook is set."""
+        domain = load_site(settings.root).controller_email.rpartition("@")[2]
+        return cls(settings.database_url, message_domain=domain, webhook=bool(settings.webhook_url))
+
+    def migrate(self) -> None:
+        db.migrate(self._engine)
+
+    def ping(self) -> bool:
+        try:
+            with self._engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+        except (SQLAlchemyError, OSError):
+            return False
+        return True
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    # -- requests -----------------------------------------------------------
+
+    def create_request(self, new: NewRequest) -> tuple[RequestRecord, bool]:
+        """Store a request and its "verify" e-mail; the same submission_id again is a no-op."""
+        _aware("submitted_at", new.submitted_at)
+        _aware("policy_viewed_at", new.policy_viewed_at)
+        for _ in range(_REFERENCE_TRIES):
+            reference = new_reference()
+            try:
+                with self._writes.begin() as session:
+                    existing = self._by_submission(session, new.submission_id)
+                    if existing is not None:
+                        return existing, False
+                    # GDPR Art. 12(3): the month runs from receipt, i.e. submission.
+                    due = due_date(new.submitted_at)
+                    row = Request(
+                        **{name: _utc(getattr(new, name)) for name in _NEW_FIELDS},
+                        reference=reference,
+                        verified_at=None,
+                        due_at=due,
+                        original_due_at=due,
+                        extended_months=0,
+                        status=UNVERIFIED,
+                    )
+                    session.add(row)
+                    session.flush()
+                    _event(session, row, "created", new.submitted_at, {"type": new.request_type})
+                    outbox.enqueue(session, row, "verify", domain=self._domain, at=new.submitted_at)
+                    record = to_record(row)
+                return record, True
+            except IntegrityError:
+                # Another thread or instance stored the same submission first (its
+                # unique constraint fired), or, rarely, the new reference was taken.
+                with self._reads.begin() as session:
+                    existing = self._by_submission(session, new.submission_id)
+                    taken = session.scalar(select(Request.id).where(Request.reference == reference))
+                if existing is not None:
+                    return existing, False
+                if taken is None:
+                    raise
+        raise StoreError(f"no free reference found in {_REFERENCE_TRIES} tries")
+
+    @staticmethod
+    def _by_submission(session: Session, submission_id: str) -> RequestRecord | None:
+        row = session.scalar(select(Request).where(Request.submission_id == submission_id))
+        return None if row is None else to_record(row)
+
+    def get(self, reference: str) -> RequestRecord | None:
+        canonical = normalise_reference(reference)
+        if canonical is None:
+            return None
+        with self._reads.begin() as session:
+            row = session.scalar(select(Request).where(Request.reference == canonical))
+            return None if row is None else to_record(row)
+
+    def verify(self, reference: str, at: dt.datetime) -> tuple[RequestRecord, bool] | None:
+        """Mark the e-mail address confirmed, once; the first time, queue ticket and ack.
+
+        GDPR Art. 12(6): control of the address the customer gave is the
+        proportionate identity check here, so only a verified request reaches staff.
+        """
+        _aware("at", at)
+        canonical = normalise_reference(reference)
+        if canonical is None:
+            return None
+        with self._writes.begin() as session:
+            # A conditional UPDATE decides atomically which click is the first one.
+            changed = session.execute(
+                update(Request)
+                .where(Request.reference == canonical, Request.status == UNVERIFIED)
+                .values(verified_at=at, status=VERIFIED)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            row = session.scalar(select(Request).where(Request.reference == canonical))
+            if row is None:
+                return None
+            if changed:
+                _event(session, row, "verified", at, None)
+                kinds = ("ticket", "ack", "webhook") if self._webhook else ("ticket", "ack")
+                for kind in kinds:
+                    outbox.enqueue(session, row, kind, domain=self._domain, at=at)
+            return to_record(row), bool(changed)
+
+    # -- the staff's workflow -----------------------------------------------
+
+    def list_requests(
+        self, *, statuses: Collection[str] | None = None, request_type: str | None = None
+    ) -> list[RequestRecord]:
+        """Requests, oldest first; only those with one of `statuses` and of `request_type`."""
+        query = select(Request).order_by(Request.submitted_at, Request.id)
+        if statuses is not None:
+            query = query.where(Request.status.in_(list(statuses)))
+        if request_type is not None:
+            query = query.where(Request.request_type == request_type)
+        with self._reads.begin() as session:
+            return [to_record(row) for row in session.scalars(query)]
+
+    def overdue(self, today: dt.date, within_days: int | None = None) -> list[RequestRecord]:
+        """Open requests whose due date has passed, or (within_days) falls within that many days.
+
+        Unconfirmed requests are not counted: they are not yet a request staff
+        may act on (GDPR Art. 12(6)), and they are deleted long before a month.
+        """
+        if within_days is None:
+            condition = Request.due_at < today
+        else:
+            condition = Request.due_at <= today + dt.timedelta(days=within_days)
+        query = (
+            select(Request)
+            .where(Request.status.in_(OPEN), condition)
+            .order_by(Request.due_at, Request.submitted_at, Request.id)
+        )
+        with self._reads.begin() as session:
+            return [to_record(row) for row in session.scalars(query)]
+
+    def extend(self, reference: str, months: int, reason: str, at: dt.datetime) -> RequestRecord:
+        """Extend the period by `months`, record why, and queue the "extend" e-mail.
+
+        GDPR Art. 12(3): by at most two further months in total, "where
+        necessary", and the customer must be told of it, with the reasons,
+        within the first month: so never once the first month has ended.
+        """
+        _aware("at", at)
+        if months not in range(1, MAX_EXTENSION_MONTHS + 1):
+            raise ValueError(f"an extension is 1 or 2 months, not {months}")
+        reason = _reason(reason, "extending the period")
+        with self._writes.begin() as session:
+            row = self._for_update(session, reference)
+            _require_open(row)
+            today = at.astimezone(RIGA).date()
+            if today > row.original_due_at:
+                raise NotAllowed(
+                    f"{row.reference} can no longer be extended: its first month ended on "
+                    f"{row.original_due_at.isoformat()}, and GDPR Art. 12(3) requires the "
+                    "customer to be told of an extension within the first month"
+                )
+            total = row.extended_months + months
+            if total > MAX_EXTENSION_MONTHS:
+                raise NotAllowed(
+                    f"{row.reference} is already extended by {row.extended_months} month(s); "
+                    f"GDPR Art. 12(3) allows at most {MAX_EXTENSION_MONTHS} further months "
+                    "in total"
+                )
+            previous = row.due_at
+            row.due_at = due_date(row.submitted_at, 1 + total)
+            row.extended_months = total
+            row.status = EXTENDED
+            detail = {
+                "months": months,
+                "extended_months": total,
+                "reason": reason,
+                "previous_due_at": previous.isoformat(),
+                "due_at": row.due_at.isoformat(),
+            }
+            _event(session, row, "extended", at, detail)
+            # The second extension is a second message: it needs its own Message-ID.
+            earlier = session.scalar(
+                select(func.count()).select_from(OutboxMessage).where(
+                    OutboxMessage.request_id == row.id, OutboxMessage.kind == "extend"
+                )
+            )
+            outbox.enqueue(session, row, "extend", domain=self._domain, at=at,
+                           payload=detail, n=int(earlier or 0) + 1)
+            return to_record(row)
+
+    def close_request(
+        self, reference: str, outcome: str, reason: str, at: dt.datetime
+    ) -> RequestRecord:
+        """Record the answer (done or refused), and queue the "close" e-mail that gives it.
+
+        For a refusal, that e-mail carries the reasons and the right to complain
+        and to seek a judicial remedy (GDPR Art. 12(4)).
+        """
+        _aware("at", at)
+        if outcome not in CLOSED:
+            raise ValueError(f"the outcome is done or refused, not {outcome!r}")
+        reason = _reason(reason, "closing a request")
+        with self._writes.begin() as session:
+            row = self._for_update(session, reference)
+            _require_open(row)
+            row.status = outcome
+            row.closed_at = at
+            row.close_reason = reason
+            detail = {
+                "outcome": outcome,
+                "reason": reason,
+                "closed_at": at.astimezone(dt.UTC).isoformat(),
+                "due_at": row.due_at.isoformat(),
+                "late": at.astimezone(RIGA).date() > row.due_at,
+            }
+            _event(session, row, "closed", at, detail)
+            outbox.enqueue(session, row, "close", domain=self._domain, at=at, payload=detail)
+            return to_record(row)
+
+    def _for_update(self, session: Session, reference: str) -> Request:
+        """The request, locked until the transaction ends, so two staff actions queue up."""
+        canonical = normalise_reference(reference)
+        row = None
+        if canonical is not None:
+            row = session.scalar(
+                select(Request).where(Request.reference == canonical).with_for_update()
+            )
+        if row is None:
+            raise UnknownRequest(reference)
+        return row
+
+    def events(self, reference: str) -> list[Event]:
+        with self._reads.begin() as session:
+            rows = session.scalars(
+                select(RequestEvent)
+                .join(Request, Request.id == RequestEvent.request_id)
+                .where(Request.reference == reference)
+                .order_by(RequestEvent.id)
+            )
+            return [Event(r.kind, r.at, r.detail) for r in rows]
+
+    def events_by_reference(self, kind: str | None = None) -> dict[str, list[Event]]:
+        """Every request's history (only events of `kind`, if given), in one query."""
+        query = (
+            select(Request.reference, RequestEvent)
+            .join(Request, Request.id == RequestEvent.request_id)
+            .order_by(RequestEvent.id)
+        )
+        if kind is not None:
+            query = query.where(RequestEvent.kind == kind)
+        found: dict[str, list[Event]] = {}
+        with self._reads.begin() as session:
+            for reference, r in session.execute(query):
+                found.setdefault(reference, []).append(Event(r.kind, r.at, r.detail))
+        return found
+
+    def event_counts(self) -> dict[tuple[str, dt.date], int]:
+        with self._reads.begin() as session:
+            return {(c.kind, c.day): c.count for c in session.scalars(select(EventCount))}
+
+    def purge(
+        self, now: dt.datetime, unverified_ttl: dt.timedelta, retention: dt.timedelta
+    ) -> PurgeResult:
+        """Delete what may no longer be kept (GDPR Art. 5(1)(c), (e)); keep anonymous counts.
+
+        Unverified requests go after `unverified_ttl` from submission; all
+        others after `retention`. Their outbox rows and history go with them
+        (ON DELETE CASCADE); event_counts already holds their daily counts.
+        """
+        _aware("now", now)
+        with self._writes.begin() as session:
+            unverified = _delete_requests(
+                session, Request.status == UNVERIFIED, Request.submitted_at < now - unverified_ttl
+            )
+            expired = _delete_requests(
+                session, Request.status != UNVERIFIED, Request.submitted_at < now - retention
+            )
+            day = now.astimezone(RIGA).date()
+            if unverified:
+                _count(session, "purged_unverified", day, unverified)
+            if expired:
+                _count(session, "purged_retention", day, expired)
+        return PurgeResult(unverified=unverified, expired=expired)
+
+    # -- outbox -------------------------------------------------------------
+
+    def claim_messages(
+        self, owner: str, *, limit: int, now: dt.datetime, lease: dt.timedelta
+    ) -> list[Delivery]:
+        _aware("now", now)
+        with self._writes.begin() as session:
+            claimed = outbox.claim(session, owner, limit=limit, now=now, lease=lease)
+            return [
+                Delivery(m.id, m.kind, m.message_id, m.attempts, m.payload, to_record(r))
+                for m, r in claimed
+            ]
+
+    def mark_sent(self, outbox_id: int, owner: str, at: dt.datetime) -> bool:
+        """Record a delivery; False (and nothing changed) if the lease is no longer ours."""
+        with self._writes.begin() as session:
+            row = outbox.leased(session, outbox_id, owner)
+            if row is None:
+                return False
+            outbox.release(row, outbox.SENT)
+            row.sent_at = at
+            _event(session, row, _delivery_event(row, "sent"), at,
+                   {"kind": row.kind, "message_id": row.message_id})
+            return True
+
+    def mark_retry(
+        self, outbox_id: int, owner: str, error: str, at: dt.datetime, next_attempt_at: dt.datetime
+    ) -> bool:
+        with self._writes.begin() as session:
+            row = outbox.leased(session, outbox_id, owner)
+            if row is None:
+                return False
+            outbox.release(row, outbox.PENDING, error=error)
+            row.next_attempt_at = next_attempt_at
+            return True
+
+    def mark_failed(self, outbox_id: int, owner: str, error: str, at: dt.datetime) -> bool:
+        with self._writes.begin() as session:
+            row = outbox.leased(session, outbox_id, owner)
+            if row is None:
+                return False
+            outbox.release(row, outbox.FAILED, error=error)
+            _event(session, row, _delivery_event(row, "failed"), at,
+                   {"kind": row.kind, "error": error[:500]})
+            return True
+
+    def messages(self, reference: str) -> list[MessageState]:
+        with self._reads.begin() as session:
+            rows = session.scalars(
+                select(OutboxMessage)
+                .join(Request, Request.id == OutboxMessage.request_id)
+                .where(Request.reference == reference)
+                .order_by(OutboxMessage.id)
+            )
+            return [outbox.state(r) for r in rows]
+
+    def failed_messages(self) -> list[tuple[str, MessageState]]:
+        """Every message given up on, with its request's reference: staff must act by hand."""
+        with self._reads.begin() as session:
+            rows = session.execute(
+                select(Request.reference, OutboxMessage)
+                .join(Request, Request.id == OutboxMessage.request_id)
+                .where(OutboxMessage.status == outbox.FAILED)
+                .order_by(OutboxMessage.id)
+            )
+            return [(reference, outbox.state(row)) for reference, row in rows]
+
+
+def _reason(text: str, doing: str) -> str:
+    """The reason staff give, which the customer will read: required, plain text."""
+    cleaned = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "").strip()
+    if not cleaned:
+        raise ValueError(f"a reason is required for {doing}: the customer is told it")
+    return cleaned
+
+
+def _require_open(row: Request) -> None:
+    if row.status == UNVERIFIED:
+        raise NotAllowed(
+            f"{row.reference} is not confirmed yet: the customer has not opened the link "
+            "in the confirmation e-mail"
+        )
+    if row.status in CLOSED:
+        closed = row.closed_at.astimezone(RIGA).date().isoformat() if row.closed_at else "?"
+        raise NotAllowed(f"{row.reference} was already closed as {row.status} on {closed}")
+
+
+def _delivery_event(row: OutboxMessage, outcome: str) -> str:
+    return f"webhook_{outcome}" if row.kind == "webhook" else f"mail_{outcome}"
+
+
+def _delete_requests(session: Session, *conditions: Any) -> int:
+    result = session.execute(
+        delete(Request).where(*conditions).execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)
+
+
+def _event(
+    session: Session,
+    row: Request | OutboxMessage,
+    kind: str,
+    at: dt.datetime,
+    detail: dict[str, Any] | None,
+) -> None:
+    request_id = row.id if isinstance(row, Request) else row.request_id
+    session.add(RequestEvent(request_id=request_id, kind=kind, at=at, detail=detail))
+    _count(session, kind, at.astimezone(RIGA).date(), 1)
+
+
+def _count(session: Session, kind: str, day: dt.date, n: int) -> None:
+    """Add n to the day's anonymous count of `kind` (an upsert, safe under concurrency)."""
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert(EventCount).values(kind=kind, day=day, count=n)
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[EventCount.kind, EventCount.day],
+            set_={"count": EventCount.count + n},
+        )
+    )

@@ -1,0 +1,238 @@
+"""The delivery worker: an asyncio task that empties the outbox.
+
+Started by the app's lifespan, one per process; any number of processes or
+instances may run it against one database, because every message is leased
+before it is sent (see outbox.py). A message is retried with exponential
+back-off a bounded number of times; a permanent refusal ends it at once;
+one bad message never holds up the others. E-mails go to the mailer; rows of
+kind "webhook" are POSTed to the helpdesk (webhook.py) with the same rules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Callable
+
+from form_service import webhook
+from form_service.emails import MessageError, render, ticket_json
+from form_service.mailer import (
+    DeliveryError,
+    Mailer,
+    PermanentFailure,
+    ServerUnavailable,
+    TemporaryFailure,
+    mailer_for,
+)
+from form_service.outbox import Delivery
+from form_service.settings import Settings, SettingsError
+from form_service.store import Store
+
+log = logging.getLogger(__name__)
+WEBHOOK = "webhook"
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def default_owner() -> str:
+    """host:pid:random, so that no two workers anywhere share a lease owner."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def retry_delay(attempts: int, base: dt.timedelta, cap: dt.timedelta) -> dt.timedelta:
+    """base, 3 x base, 9 x base, ... after the 1st, 2nd, 3rd try, never more than cap."""
+    return min(cap, base * 3 ** min(attempts - 1, 20))
+
+
+class Worker:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        *,
+        owner: str | None = None,
+        mailer: Mailer | None = None,
+        batch_size: int = 20,
+        poll_interval: float = 0.5,
+        lease: dt.timedelta = dt.timedelta(minutes=10),
+        max_attempts: int = 8,
+        retry_base: dt.timedelta = dt.timedelta(minutes=1),
+        retry_cap: dt.timedelta = dt.timedelta(hours=6),
+        purge_every: dt.timedelta | None = dt.timedelta(hours=1),
+        clock: Callable[[], dt.datetime] = _utcnow,
+    ) -> None:
+        self.owner = owner or default_owner()
+        self._store = store
+        self._settings = settings
+        self._mailer = mailer or mailer_for(settings)
+        self._batch_size = batch_size
+        self._poll_interval = poll_interval
+        # Longer than a batch can take (batch_size x SMTP timeout), or a slow
+        # worker's messages would be taken over and sent twice.
+        self._lease = lease
+        self._max_attempts = max_attempts
+        self._retry_base = retry_base
+        self._retry_cap = retry_cap
+        self._purge_every = purge_every
+        self._clock = clock
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._next_purge: dt.datetime | None = None
+
+    def wake(self) -> None:
+        """Send what is due now instead of at the next poll; callable from any thread."""
+        loop = self._loop
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if loop is None or running is loop:
+            self._wake.set()
+        elif not loop.is_closed():
+            loop.call_soon_threadsafe(self._wake.set)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Deliver until `stop` is set; errors are logged and retried, never raised."""
+        self._loop = asyncio.get_running_loop()
+        failures = 0
+        while not stop.is_set():
+            self._wake.clear()
+            handled = 0
+            try:
+                await self._purge_if_due()
+                handled = await self.run_once()
+                failures = 0
+            except Exception:  # the database is down, say: keep the task alive
+                failures += 1
+                log.exception("worker %s: a round failed (%d in a row)", self.owner, failures)
+            if handled >= self._batch_size:
+                continue  # a full batch: more are probably waiting
+            delay = min(30.0, self._poll_interval * 2 ** min(failures, 10))
+            await self._idle(stop, delay)
+
+    async def _idle(self, stop: asyncio.Event, delay: float) -> None:
+        waits = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())}
+        try:
+            await asyncio.wait(waits, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in waits:
+                task.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
+
+    async def run_once(self) -> int:
+        """Claim one batch of due messages, try each once; return how many were claimed."""
+        deliveries = await asyncio.to_thread(
+            self._store.claim_messages,
+            self.owner,
+            limit=self._batch_size,
+            now=self._clock(),
+            lease=self._lease,
+        )
+        if not deliveries:
+            return 0
+        outage: DeliveryError | None = None
+        try:
+            for delivery in deliveries:
+                if delivery.kind == WEBHOOK:
+                    await self._settle(delivery, await self._call_webhook(delivery))
+                    continue
+                # Once the mail server is unreachable, the rest of the batch would only
+                # wait for the same timeout: they share the outcome and retry later.
+                error = outage or await self._send(delivery)
+                if isinstance(error, ServerUnavailable):
+                    outage = error
+                await self._settle(delivery, error)
+        finally:
+            await self._mailer.close()
+        return len(deliveries)
+
+    async def _send(self, delivery: Delivery) -> DeliveryError | None:
+        try:
+            # In a thread: rendering reads the policy file from disk.
+            outgoing = await asyncio.to_thread(
+                render,
+                delivery.kind,
+                delivery.record,
+                message_id=delivery.message_id,
+                settings=self._settings,
+                now=self._clock(),
+                payload=delivery.payload,
+            )
+            await self._mailer.send(outgoing)
+        except DeliveryError as exc:
+            return exc
+        except MessageError as exc:
+            return PermanentFailure(str(exc))
+        except Exception as exc:  # a bug must not stop the other messages
+            log.exception("delivery %s failed unexpectedly", delivery.message_id)
+            return TemporaryFailure(f"{type(exc).__name__}: {exc}")
+        return None
+
+    async def _call_webhook(self, delivery: Delivery) -> DeliveryError | None:
+        settings = self._settings
+        try:
+            if not settings.webhook_url:
+                # Unset after the row was queued: a fault of the setup, so the row
+                # waits (and is given up only after every try) rather than vanish.
+                raise SettingsError("POLICY_WEBHOOK_URL is not set, so the ticket cannot go out.")
+            ticket = await asyncio.to_thread(ticket_json, delivery.record, settings)
+            await webhook.deliver(
+                settings.webhook_url,
+                settings.webhook_secret or settings.secret_key,
+                ticket,
+                delivery_id=delivery.message_id,
+            )
+        except webhook.WebhookError as exc:
+            if exc.permanent:
+                return PermanentFailure(str(exc))
+            return TemporaryFailure(str(exc))
+        except Exception as exc:  # a bug must not stop the other messages
+            if not isinstance(exc, SettingsError):
+                log.exception("webhook %s failed unexpectedly", delivery.message_id)
+            return TemporaryFailure(f"{type(exc).__name__}: {exc}")
+        return None
+
+    async def _settle(self, delivery: Delivery, error: DeliveryError | None) -> None:
+        at = self._clock()
+        if error is None:
+            done = await asyncio.to_thread(self._store.mark_sent, delivery.id, self.owner, at)
+            if not done:
+                # The lease ran out and another worker took the message over; it
+                # will send it again, with the same Message-ID.
+                log.warning("%s was sent but its lease had been taken over", delivery.message_id)
+            return
+        if error.permanent or delivery.attempts >= self._max_attempts:
+            reason = error.reason if error.permanent else (
+                f"gave up after {delivery.attempts} tries: {error.reason}"
+            )
+            log.warning("%s failed: %s", delivery.message_id, reason)
+            await asyncio.to_thread(self._store.mark_failed, delivery.id, self.owner, reason, at)
+            return
+        retry_at = at + retry_delay(delivery.attempts, self._retry_base, self._retry_cap)
+        log.info("%s: %s; next try at %s", delivery.message_id, error.reason, retry_at)
+        await asyncio.to_thread(
+            self._store.mark_retry, delivery.id, self.owner, error.reason, at, retry_at
+        )
+
+    async def _purge_if_due(self) -> None:
+        """Storage limitation (GDPR Art. 5(1)(e)): delete what is past its time, hourly."""
+        if self._purge_every is None:
+            return
+        now = self._clock()
+        if self._next_purge is not None and now < self._next_purge:
+            return
+        self._next_purge = now + self._purge_every
+        result = await asyncio.to_thread(
+            self._store.purge,
+            now,
+            dt.timedelta(hours=self._settings.unverified_ttl_hours),
+            dt.timedelta(days=self._settings.retention_days),
+        )
+        if result.unverified or result.expired:
+            log.info("purged %d unverified, %d expired requests", result.unverified, result.expired)

@@ -1,0 +1,332 @@
+"""E-mails and their delivery: texts from the catalogue, safe headers, SMTP and Maildir."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import email
+import re
+from dataclasses import replace
+from email import policy
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+import yaml
+from delivery_support import SHA, T0
+from smtp_server import SmtpServer
+
+from form_service.emails import MessageError, Outgoing, render, ticket_json
+from form_service.mailer import (
+    MaildirMailer,
+    PermanentFailure,
+    ServerUnavailable,
+    SmtpMailer,
+    TemporaryFailure,
+    flatten,
+    mailer_for,
+    parse_smtp_url,
+)
+from form_service.settings import Settings, SettingsError
+from form_service.store import RequestRecord
+from form_service.tokens import read_token
+from site_config.facts import DEFAULT_ROOT
+
+RECORD = RequestRecord(
+    id=1, reference="PO-7K3M-9QXD", submission_id="s1", request_type="erasure",
+    name="Jānis Bērziņš", email="janis@example.lv", phone="+371 20000000",
+    order_number=None, details="Lūdzu, dzēsiet manus datus.\nPaldies!", language="lv",
+    policy_version="1.0", policy_sha256=SHA, policy_language="lv",
+    policy_viewed_at=T0 - dt.timedelta(minutes=3), submitted_at=T0,
+    verified_at=T0 + dt.timedelta(minutes=20), due_at=dt.date(2027, 1, 4), status="verified",
+)
+
+
+def mid(kind: str) -> str:
+    return f"<PO-7K3M-9QXD.{kind}@pulkstenu-outlets.lv>"
+
+
+def body(message: EmailMessage) -> str:
+    part = message.get_body()
+    assert part is not None and part.get_content_type() == "text/plain"
+    return str(part.get_content()).replace("\r\n", "\n")
+
+
+def parsed(outgoing: Outgoing) -> EmailMessage:
+    message = email.message_from_bytes(flatten(outgoing), policy=policy.default)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+@pytest.mark.parametrize(
+    ("lang", "due", "link_hours"),
+    [("lv", "4.01.2027.", "72 stundu"), ("en", "4 January 2027", "72 hours")],
+)
+def test_verify_email(settings: Settings, lang: str, due: str, link_hours: str) -> None:
+    """The "verify" e-mail reaches the customer in their language: reference, due date, link."""
+    record = replace(RECORD, language=lang)
+    out = render("verify", record, message_id=mid("verify"), settings=settings)
+    message = parsed(out)
+    assert out.recipients == ("janis@example.lv",) and out.sender == "privacy@pulkstenu-outlets.lv"
+    assert message["To"] == "Jānis Bērziņš <janis@example.lv>"
+    assert message["Message-ID"] == mid("verify") and message["Content-Language"] == lang
+    assert message["Auto-Submitted"] == "auto-generated"
+    assert "PO-7K3M-9QXD" in message["Subject"]
+    text = body(message)
+    assert "PO-7K3M-9QXD" in text and due in text and link_hours in text
+    [token] = re.findall(r"https://privatums\.pulkstenu-outlets\.lv/request/verify/(\S+)", text)
+    assert read_token(settings.secret_key, "verify", token, 72 * 3600) == {"ref": RECORD.reference}
+
+
+def test_ticket_email(settings: Settings) -> None:
+    """The ticket goes to staff in the staff language, Reply-To the requester, with every fact."""
+    record = replace(RECORD, language="en", policy_language="en")
+    message = parsed(render("ticket", record, message_id=mid("ticket"), settings=settings))
+    assert message["To"] == "Privātuma komanda <privacy-team@pulkstenu-outlets.lv>"
+    assert message["Reply-To"] == "Jānis Bērziņš <janis@example.lv>"
+    assert message["Subject"] == (
+        "PO-7K3M-9QXD: Datu dzēšana (VDAR Art. 17), atbilde līdz 4.01.2027."
+    )
+    text = body(message)
+    for fact in (
+        "Jānis Bērziņš", "janis@example.lv", "+371 20000000", "(nav norādīts)",
+        "> Lūdzu, dzēsiet manus datus.\n> Paldies!", SHA, "1.0 (en)",
+        "https://privatums.pulkstenu-outlets.lv/en/versions/1.0/",
+        "2026-12-01T11:27:00+02:00", "2026-12-01T11:30:00+02:00", "2026-12-01T11:50:00+02:00",
+        "4.01.2027.",
+    ):
+        assert fact in text
+
+
+def test_ack_email(settings: Settings) -> None:
+    """The ack tells the customer what they asked, the due date and which policy text they saw."""
+    message = parsed(render("ack", RECORD, message_id=mid("ack"), settings=settings))
+    assert message["In-Reply-To"] == mid("verify")
+    text = body(message)
+    for fact in (
+        "PO-7K3M-9QXD", "Datu dzēšana", "> Lūdzu, dzēsiet manus datus.", "4.01.2027.",
+        "1.0, spēkā no 24.11.2026.", SHA,
+        "https://privatums.pulkstenu-outlets.lv/versions/1.0/",
+        "1.12.2026. plkst. 11:27 (Rīgas laiks)",
+        "https://privatums.pulkstenu-outlets.lv/versions.json",
+    ):
+        assert fact in text
+
+
+def test_customer_text_cannot_add_headers(settings: Settings) -> None:
+    """A name carrying CR/LF stays inside its header: no Bcc, no second Subject, one recipient."""
+    evil = replace(RECORD, name="Eve\r\nBcc: victim@example.com\r\nSubject: free\x00 watches")
+    for kind in ("verify", "ticket", "ack"):
+        out = render(kind, evil, message_id=mid(kind), settings=settings)
+        raw = flatten(out)
+        assert not re.search(rb"^(Bcc|Subject: free)", raw, re.MULTILINE | re.IGNORECASE)
+        assert b"\x00" not in raw
+        message = parsed(out)
+        assert len(message.get_all("Subject")) == 1 and message["Bcc"] is None
+        header = message["Reply-To" if kind == "ticket" else "To"]
+        assert [a.addr_spec for a in header.addresses] == ["janis@example.lv"]
+        name = header.addresses[0].display_name
+        assert name == "Eve Bcc: victim@example.com Subject: free watches"
+
+
+@pytest.mark.parametrize("address", ["janis@example.lv\r\nBcc: x@y.lv", "a b@example.lv", "x"])
+def test_unusable_address_is_refused(settings: Settings, address: str) -> None:
+    """An e-mail address with a line break, a space or no @ cannot be rendered at all."""
+    with pytest.raises(MessageError):
+        render("verify", replace(RECORD, email=address), message_id=mid("verify"),
+               settings=settings)
+
+
+def test_smtp_delivery(settings: Settings, smtp_server: SmtpServer) -> None:
+    """SmtpMailer hands the message over with the envelope it was given."""
+    out = render("verify", RECORD, message_id=mid("verify"), settings=settings)
+
+    async def send() -> None:
+        mailer = SmtpMailer(smtp_server.url)
+        await mailer.send(out)
+        await mailer.close()
+
+    asyncio.run(send())
+    [received] = smtp_server.messages
+    assert received.sender == "privacy@pulkstenu-outlets.lv"
+    assert received.recipients == ("janis@example.lv",)
+    assert received.message_id == mid("verify")
+    assert "PO-7K3M-9QXD" in body(received.message)
+
+
+def test_smtp_refusals_are_classified(settings: Settings, smtp_server: SmtpServer) -> None:
+    """550 for a recipient is permanent, 451 temporary, and the connection stays usable."""
+    smtp_server.reject("gone@example.lv", 550)
+    smtp_server.reject("busy@example.lv", 451)
+
+    def to(address: str) -> Outgoing:
+        return render("verify", replace(RECORD, email=address), message_id=mid("verify"),
+                      settings=settings)
+
+    async def send() -> None:
+        mailer = SmtpMailer(smtp_server.url)
+        with pytest.raises(PermanentFailure, match="550"):
+            await mailer.send(to("gone@example.lv"))
+        with pytest.raises(TemporaryFailure, match="451") as temporary:
+            await mailer.send(to("busy@example.lv"))
+        assert not isinstance(temporary.value, ServerUnavailable)
+        await mailer.send(to("janis@example.lv"))
+        await mailer.close()
+
+    asyncio.run(send())
+    assert [m.recipients for m in smtp_server.messages] == [("janis@example.lv",)]
+
+
+def test_server_down_is_temporary(settings: Settings, smtp_server: SmtpServer) -> None:
+    """A server refusing connections is ServerUnavailable: retry later, never give up at once."""
+    smtp_server.stop()
+    out = render("verify", RECORD, message_id=mid("verify"), settings=settings)
+
+    async def send() -> None:
+        mailer = SmtpMailer(smtp_server.url, timeout=2)
+        with pytest.raises(ServerUnavailable, match=str(smtp_server.port)):
+            await mailer.send(out)
+        await mailer.close()
+
+    asyncio.run(send())
+
+
+def test_maildir_delivery(settings: Settings) -> None:
+    """Without an SMTP server, messages land in the Maildir, complete and with their envelope."""
+    mailer = mailer_for(settings)
+    assert isinstance(mailer, MaildirMailer)
+    asyncio.run(mailer.send(render("ack", RECORD, message_id=mid("ack"), settings=settings)))
+    [path] = (settings.maildir / "new").iterdir()
+    message = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+    assert message["Delivered-To"] == "janis@example.lv"
+    assert message["Message-ID"] == mid("ack")
+    assert "PO-7K3M-9QXD" in body(message)  # type: ignore[arg-type]
+
+
+def test_mailer_for_smtp(settings: Settings) -> None:
+    """With POLICY_SMTP_URL set, mail goes over SMTP."""
+    assert isinstance(mailer_for(replace(settings, smtp_url="smtp://127.0.0.1:2525")), SmtpMailer)
+
+
+def test_smtp_urls() -> None:
+    """smtp:// and smtps:// URLs give host, port (25/465 by default), TLS and credentials."""
+    config = parse_smtp_url("smtps://shop%40example.lv:p%3Ass@mail.example.lv")
+    assert (config.host, config.port, config.use_tls) == ("mail.example.lv", 465, True)
+    assert (config.username, config.password) == ("shop@example.lv", "p:ss")
+    plain = parse_smtp_url("smtp://127.0.0.1:2525")
+    assert (plain.port, plain.use_tls, plain.username) == (2525, False, None)
+    with pytest.raises(SettingsError, match="POLICY_SMTP_URL"):
+        parse_smtp_url("http://mail.example.lv")
+
+
+def test_email_texts_have_the_same_keys_in_each_language() -> None:
+    """email.lv.yml and email.en.yml define the same email_* texts."""
+    folder = Path(DEFAULT_ROOT) / "site_config" / "texts"
+    keys = [set(yaml.safe_load((folder / f"email.{lang}.yml").read_text("utf-8")))
+            for lang in ("lv", "en")]
+    assert keys[0] == keys[1]
+    assert all(key.startswith("email_") for key in keys[0])
+
+
+EXTEND = {"months": 1, "extended_months": 1, "reason": "We must search the archive.",
+          "previous_due_at": "2027-01-04", "due_at": "2027-02-01"}
+CLOSE = {"outcome": "refused", "reason": "No account matches your address.",
+         "closed_at": "2027-01-03T10:00:00+00:00", "due_at": "2027-01-04", "late": False}
+
+
+@pytest.mark.parametrize(
+    ("lang", "subject", "facts"),
+    [
+        ("lv", "Jūsu pieprasījums PO-7K3M-9QXD: atbildes termiņš pagarināts līdz 1.02.2027.",
+         ["Iepriekšējais termiņš:   4.01.2027.", "Jaunais termiņš:         1.02.2027.",
+          "12. panta 3. punkts"]),
+        ("en", "Your request PO-7K3M-9QXD: we will answer by 1 February 2027",
+         ["Answer was due:  4 January 2027", "Answer now due:  1 February 2027",
+          "GDPR Art. 12(3)"]),
+    ],
+)
+def test_extend_email(settings: Settings, lang: str, subject: str, facts: list[str]) -> None:
+    """The "extend" e-mail gives the customer, in their language, the new date and the reason."""
+    record = replace(RECORD, language=lang)
+    out = render("extend", record, message_id=mid("extend"), settings=settings, payload=EXTEND)
+    message = parsed(out)
+    assert out.recipients == ("janis@example.lv",)
+    assert message["Subject"] == subject and message["Content-Language"] == lang
+    assert message["In-Reply-To"] == mid("verify")
+    assert message["Reply-To"] == "Pulksteņu Outlets <info@pulkstenu-outlets.lv>"
+    text = body(message)
+    for fact in (*facts, "PO-7K3M-9QXD", "  We must search the archive."):
+        assert fact in text, fact
+
+
+@pytest.mark.parametrize(
+    ("lang", "outcome", "subject", "facts"),
+    [
+        ("lv", "refused", "Atbilde uz jūsu pieprasījumu PO-7K3M-9QXD: to neizpildīsim",
+         ["Datu valsts inspekcija", "VDAR 77. pants", "VDAR 79. pants", "Atbildēts:           "
+          "3.01.2027.", "Saņemts:             1.12.2026. plkst. 11:30 (Rīgas laiks)"]),
+        ("en", "refused", "Answer to your request PO-7K3M-9QXD: we will not act on it",
+         ["Data State Inspectorate (Datu valsts inspekcija)", "GDPR Art. 77",
+          "effective judicial remedy", "Answered:     3 January 2027",
+          "Received:     1 December 2026, 11:30 Riga time"]),
+        ("lv", "done", "Jūsu pieprasījums PO-7K3M-9QXD ir izpildīts", ["Ko mēs izdarījām:"]),
+        ("en", "done", "Your request PO-7K3M-9QXD has been carried out", ["What we did:"]),
+    ],
+)
+def test_close_email(settings: Settings, lang: str, outcome: str, subject: str,
+                     facts: list[str]) -> None:
+    """The "close" e-mail gives the outcome; a refusal adds the DVI's contacts and remedies."""
+    record = replace(RECORD, language=lang)
+    payload = {**CLOSE, "outcome": outcome}
+    message = parsed(render("close", record, message_id=mid("close"), settings=settings,
+                            payload=payload))
+    assert message["Subject"] == subject and message["In-Reply-To"] == mid("verify")
+    text = body(message)
+    for fact in (*facts, "PO-7K3M-9QXD", "No account matches your address."):
+        assert fact in text, fact
+    refusal_only = ("Elijas iela 17, Rīga, LV-1050", "pasts@dvi.gov.lv", "+371 67223131")
+    assert all((fact in text) is (outcome == "refused") for fact in refusal_only)
+
+
+def test_staff_decisions_cannot_add_headers(settings: Settings) -> None:
+    """A name or reason carrying CR/LF stays text: no Bcc header, one Subject, one recipient."""
+    evil = replace(RECORD, name="Eve\r\nBcc: victim@example.com")
+    reason = "Fine.\r\nBcc: victim@example.com\r\n\r\n<script>alert(1)</script>"
+    for kind, payload in (("extend", EXTEND), ("close", CLOSE)):
+        out = render(kind, evil, message_id=mid(kind), settings=settings,
+                     payload={**payload, "reason": reason})
+        raw = flatten(out)
+        assert not re.search(rb"^Bcc", raw, re.MULTILINE | re.IGNORECASE)
+        message = parsed(out)
+        assert len(message.get_all("Subject")) == 1 and message["Bcc"] is None
+        assert [a.addr_spec for a in message["To"].addresses] == ["janis@example.lv"]
+        assert message.get_content_type() == "text/plain"  # no markup is ever interpreted
+        assert "  <script>alert(1)</script>" in body(message)
+
+
+@pytest.mark.parametrize("payload", [None, {"outcome": "maybe", "reason": "x",
+                                            "closed_at": "2027-01-03T10:00:00+00:00"}])
+def test_close_without_a_decision_is_refused(settings: Settings,
+                                             payload: dict[str, str] | None) -> None:
+    """A "close" row without a usable outcome cannot be rendered; retrying will not help."""
+    with pytest.raises(MessageError, match="close"):
+        render("close", RECORD, message_id=mid("close"), settings=settings, payload=payload)
+
+
+def test_ticket_json_holds_the_tickets_facts(settings: Settings) -> None:
+    """The webhook ticket has reference, type, article, requester, details, evidence, dates."""
+    ticket = ticket_json(RECORD, settings)
+    assert ticket["reference"] == "PO-7K3M-9QXD"
+    assert (ticket["type"], ticket["article"]) == ("erasure", "Art. 17")
+    assert ticket["requester"] == {"name": "Jānis Bērziņš", "email": "janis@example.lv",
+                                   "phone": "+371 20000000", "order_number": None,
+                                   "language": "lv"}
+    assert ticket["details"] == "Lūdzu, dzēsiet manus datus.\nPaldies!"
+    assert ticket["policy"] == {
+        "version": "1.0", "language": "lv", "sha256": SHA, "effective": "2026-11-24",
+        "viewed_at": "2026-12-01T09:27:00+00:00",
+        "url": "https://privatums.pulkstenu-outlets.lv/versions/1.0/",
+    }
+    assert (ticket["submitted_at"], ticket["verified_at"], ticket["due_at"]) == (
+        "2026-12-01T09:30:00+00:00", "2026-12-01T09:50:00+00:00", "2027-01-04"
+    )

@@ -1,0 +1,88 @@
+"""The outbox: stable Message-IDs, leases that keep two workers apart, retries and failures."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from delivery_support import T0, new_request
+
+from form_service.outbox import message_id_for
+from form_service.store import Store
+
+LEASE = dt.timedelta(minutes=5)
+
+
+def test_message_id_is_derived_from_the_reference(store: Store) -> None:
+    """Message-IDs are <reference.kind@shop domain>, fixed when the message is queued."""
+    record, _ = store.create_request(new_request())
+    store.verify(record.reference, T0)
+    assert [m.message_id for m in store.messages(record.reference)] == [
+        message_id_for(record.reference, kind, "pulkstenu-outlets.lv")
+        for kind in ("verify", "ticket", "ack")
+    ]
+    assert message_id_for("PO-7K3M-9QXD", "verify", "pulkstenu-outlets.lv") == (
+        "<PO-7K3M-9QXD.verify@pulkstenu-outlets.lv>"
+    )
+
+
+def test_a_leased_message_is_not_claimed_again(store: Store) -> None:
+    """While one worker holds the lease, another claims nothing; the claim carries the record."""
+    record, _ = store.create_request(new_request())
+    [delivery] = store.claim_messages("a", limit=10, now=T0, lease=LEASE)
+    assert (delivery.kind, delivery.attempts, delivery.record) == ("verify", 1, record)
+    assert store.claim_messages("b", limit=10, now=T0 + dt.timedelta(minutes=4), lease=LEASE) == []
+    assert store.mark_sent(delivery.id, "a", T0 + dt.timedelta(seconds=1))
+    assert store.claim_messages("b", limit=10, now=T0 + dt.timedelta(hours=1), lease=LEASE) == []
+    [state] = store.messages(record.reference)
+    assert (state.status, state.sent_at) == ("sent", T0 + dt.timedelta(seconds=1))
+
+
+def test_an_expired_lease_is_taken_over(store: Store) -> None:
+    """A dead worker's lease runs out; another takes over and the dead one cannot finish."""
+    record, _ = store.create_request(new_request())
+    [dead] = store.claim_messages("dead", limit=10, now=T0, lease=LEASE)
+    later = T0 + LEASE + dt.timedelta(seconds=1)
+    [alive] = store.claim_messages("alive", limit=10, now=later, lease=LEASE)
+    assert alive.id == dead.id and alive.attempts == 2
+    assert alive.message_id == dead.message_id
+    assert not store.mark_sent(dead.id, "dead", later)
+    assert store.mark_sent(alive.id, "alive", later)
+    assert not store.mark_failed(alive.id, "alive", "late", later)
+    assert [e.kind for e in store.events(record.reference)] == ["created", "mail_sent"]
+
+
+def test_a_retry_waits_for_its_time(store: Store) -> None:
+    """A message put back for retry is not claimed before its next attempt time."""
+    record, _ = store.create_request(new_request())
+    [delivery] = store.claim_messages("a", limit=10, now=T0, lease=LEASE)
+    retry_at = T0 + dt.timedelta(minutes=3)
+    assert store.mark_retry(delivery.id, "a", "451 try later", T0, retry_at)
+    assert store.claim_messages("a", limit=10, now=retry_at - dt.timedelta(seconds=1),
+                                lease=LEASE) == []
+    [again] = store.claim_messages("b", limit=10, now=retry_at, lease=LEASE)
+    assert again.attempts == 2
+    [state] = store.messages(record.reference)
+    assert (state.status, state.last_error) == ("pending", "451 try later")
+
+
+def test_a_failed_message_is_never_claimed(store: Store) -> None:
+    """A message marked failed keeps its reason and stays out of every later claim."""
+    record, _ = store.create_request(new_request())
+    [delivery] = store.claim_messages("a", limit=10, now=T0, lease=LEASE)
+    assert store.mark_failed(delivery.id, "a", "550 no such mailbox", T0)
+    assert store.claim_messages("a", limit=10, now=T0 + dt.timedelta(days=9), lease=LEASE) == []
+    [state] = store.messages(record.reference)
+    assert (state.status, state.last_error) == ("failed", "550 no such mailbox")
+    assert [e.kind for e in store.events(record.reference)] == ["created", "mail_failed"]
+
+
+def test_claims_come_in_batches_oldest_first(store: Store) -> None:
+    """A claim takes at most `limit` messages, the longest-waiting first."""
+    references = [
+        store.create_request(new_request(submitted_at=T0 + dt.timedelta(seconds=i)))[0].reference
+        for i in range(5)
+    ]
+    now = T0 + dt.timedelta(minutes=1)
+    first = store.claim_messages("a", limit=3, now=now, lease=LEASE)
+    second = store.claim_messages("b", limit=3, now=now, lease=LEASE)
+    assert [d.record.reference for d in first + second] == references
