@@ -1,21 +1,65 @@
-"""`policy-site serve`: the built site (and, later, the form) on one origin."""
+"""`policy-site serve`: the built site, the form and the delivery worker in one process.
+
+Start-up problems (a missing secret in production, an unbuildable site, a
+database that cannot be opened) are one plain sentence and exit status 1.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
-from site_config.build_site import build_site
+from form_service.settings import Settings, SettingsError, load_settings
+
+
+def _fail(message: str) -> int:
+    print(f"policy-site serve: {message}", file=sys.stderr)
+    return 1
+
+
+def _check_database(settings: Settings) -> str | None:
+    """Open and migrate the database once before serving, so a bad one is a sentence,
+    not a traceback from inside the server's start-up."""
+    from form_service.store import Store
+
+    try:
+        store = Store(settings.database_url)
+        try:
+            store.migrate()
+        finally:
+            store.close()
+    except Exception as exc:  # any driver's error: the sentence names the setting
+        # The URL may hold a password: name the variable, never its value.
+        return (f"the database in POLICY_DATABASE_URL cannot be opened "
+                f"({type(exc).__name__}); check the setting and that the server is running.")
+    return None
 
 
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
-    from starlette.applications import Starlette
-    from starlette.staticfiles import StaticFiles
 
-    site_dir = args.root / "site"
-    if not (site_dir / "versions.json").is_file():
-        build_site(args.root)
-    app = Starlette()
-    app.mount("/", StaticFiles(directory=site_dir, html=True))
-    uvicorn.run(app, host=args.host, port=args.port)
+    from form_service.app import create_app
+    from form_service.assets import AssetsError
+    from site_config.build_site import build_site
+
+    try:
+        settings = load_settings(root=args.root)
+    except SettingsError as exc:
+        return _fail(str(exc))
+    if not (settings.site_dir / "versions.json").is_file():
+        print(f"Building the site into {settings.site_dir} first.")
+        build_site(args.root, settings.site_dir)
+    problem = _check_database(settings)
+    if problem:
+        return _fail(problem)
+    try:
+        app = create_app(settings)
+    except (SettingsError, AssetsError) as exc:
+        return _fail(str(exc))
+    print(f"Serving the policy site and the request form on http://{args.host}:{args.port}/ "
+          "— stop with Ctrl+C.")
+    # proxy_headers=False: X-Forwarded-For is read by the app itself, and believed
+    # only from POLICY_TRUSTED_PROXIES (ratelimit.client_address).
+    uvicorn.run(app, host=args.host, port=args.port, proxy_headers=False,
+                server_header=False, log_level="info")
     return 0

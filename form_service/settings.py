@@ -39,6 +39,7 @@ class Settings:
     unverified_ttl_hours: int
     retention_days: int
     verify_link_max_age_hours: int
+    outbox_lease_seconds: int
 
     @property
     def https(self) -> bool:
@@ -98,4 +99,7 @@ def load_settings(env: Mapping[str, str] | None = None, root: Path = DEFAULT_ROO
         unverified_ttl_hours=_int(env, "POLICY_UNVERIFIED_TTL_HOURS", 7 * 24),
         retention_days=_int(env, "POLICY_RETENTION_DAYS", 3 * 365),
         verify_link_max_age_hours=_int(env, "POLICY_VERIFY_LINK_MAX_AGE_HOURS", 72),
+        # How long a claimed message is a worker's own: longer than a batch can
+        # take to send, short enough that a crashed worker's mail is not late.
+        outbox_lease_seconds=_int(env, "POLICY_OUTBOX_LEASE_SECONDS", 300),
     )

@@ -1,0 +1,156 @@
+"""The app factory: `create_app(settings)` builds the service; nothing happens at import.
+
+Middleware, outermost first: security headers (so every response has them,
+500s included), the 500 page, the body limit; then Starlette's routing with
+the error pages of errors.py. The lifespan opens the store, migrates it,
+starts the rate limiter and the delivery worker, and hands them to handlers
+through request.state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import os
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from form_service import views
+from form_service.assets import load_site_look
+from form_service.context import WebContext
+from form_service.errors import ServerErrorPages, WebError, http_error_response, web_error_response
+from form_service.forms import MAX_LENGTH
+from form_service.pages import Pages
+from form_service.policy import PolicyVersions
+from form_service.ratelimit import Limiter, RateLimits, parse_proxies
+from form_service.security import BodyLimit, SecurityHeaders, security_headers
+from form_service.settings import Settings
+from form_service.store import Store
+from site_config.facts import load_site
+
+STATIC = Path(__file__).parent / "static"
+
+
+class SiteFiles(StaticFiles):
+    """The built policy site; a missing file raises 404 so that our 404 page answers
+    (StaticFiles would otherwise serve the site's 404.html, in one language only)."""
+
+    def lookup_path(self, path: str) -> tuple[str, os.stat_result | None]:
+        if path == "404.html":
+            return "", None
+        return super().lookup_path(path)
+
+
+def _routes(web: WebContext, serve_site: bool) -> list[BaseRoute]:
+    routes: list[BaseRoute] = [
+        Route("/healthz", views.healthz, methods=["GET", "HEAD"]),
+        Route("/request/verify/{token}", views.verify, methods=["GET", "HEAD"]),
+        Mount("/request/assets", StaticFiles(directory=STATIC), name="form-assets"),
+    ]
+    for lang in web.site.language_codes:
+        prefix = web.site.prefix(lang)
+        routes += [
+            Route(f"{prefix}request/", views.request_form, methods=["GET", "HEAD", "POST"]),
+            Route(f"{prefix}request", views.slash_redirect, methods=["GET", "HEAD"]),
+            Route(f"{prefix}request/sent/{{token}}", views.sent_page, methods=["GET", "HEAD"]),
+        ]
+    if serve_site:
+        # Last: everything that is not the service is the static policy site.
+        routes.append(Mount("/", SiteFiles(directory=web.settings.site_dir, html=True)))
+    return routes
+
+
+def create_app(
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    today: dt.date | None = None,
+    rate_limits: RateLimits | None = None,
+    run_worker: bool = True,
+    serve_site: bool = True,
+    env: Mapping[str, str] | None = None,
+) -> Starlette:
+    """The service for `settings`.
+
+    `store`: use this store instead of opening settings.database_url (the caller
+    closes it). `today`: pick the policy in force on this day (tests, previews).
+    `rate_limits`: instead of POLICY_RATE_LIMIT_* from `env` (default os.environ).
+    """
+    site = load_site(settings.root)
+    look = load_site_look(settings.root, settings.site_dir)
+    pages = Pages(site, look, {
+        "hours": settings.verify_link_max_age_hours,
+        "details_max": MAX_LENGTH["details"],
+        "minutes": 60,
+    })
+    web = WebContext(
+        settings=settings,
+        site=site,
+        pages=pages,
+        policy=PolicyVersions(site),
+        proxies=parse_proxies(settings.trusted_proxies),
+        today=(lambda: today) if today is not None else dt.date.today,
+    )
+    limits = rate_limits or RateLimits.from_env(os.environ if env is None else env)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        own_store = store is None
+        active = Store(settings.database_url) if store is None else store
+        limiter = Limiter(settings.rate_limit_storage, limits)
+        stop = asyncio.Event()
+        worker = _worker(active, settings, run_worker)
+        task = None
+        try:
+            await run_in_threadpool(active.migrate)
+            if run_worker:
+                task = asyncio.create_task(worker.run(stop), name="outbox-worker")
+            yield {"store": active, "limiter": limiter, "worker": worker}
+        finally:
+            stop.set()
+            if task is not None:
+                worker.wake()
+                await task
+            await limiter.aclose()
+            if own_store:
+                await run_in_threadpool(active.close)
+
+    app = Starlette(
+        routes=_routes(web, serve_site),
+        middleware=[
+            Middleware(SecurityHeaders, headers=security_headers(settings, look.script_hashes)),
+            Middleware(ServerErrorPages, pages=pages),
+            Middleware(BodyLimit, pages=pages),
+        ],
+        exception_handlers={WebError: web_error_response, HTTPException: http_error_response},
+        lifespan=lifespan,
+    )
+    app.state.web = web
+    app.state.pages = pages
+    return app
+
+
+class _IdleWorker:
+    """Stands in for the worker when it is not run here (another process delivers)."""
+
+    def wake(self) -> None:
+        pass
+
+
+def _worker(store: Store, settings: Settings, run: bool) -> Any:
+    if not run:
+        return _IdleWorker()
+    from form_service.worker import Worker
+
+    # The default owner (host:pid:random) is unique even for two workers in one
+    # process; the lease decides how soon a dead worker's messages are taken over.
+    return Worker(store, settings, lease=dt.timedelta(seconds=settings.outbox_lease_seconds))

@@ -1,0 +1,98 @@
+"""Rendering: every page of the service inside the policy site's header and styles."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from starlette.datastructures import URL
+from starlette.responses import HTMLResponse
+from starlette.types import Scope
+
+from form_service.assets import SiteLook
+from form_service.i18n import language_of_path, path_in_language, texts_of
+from site_config.facts import Site
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+# Pages carry one-time tokens and, after an error, what the customer typed:
+# neither a shared cache nor the browser's back/forward cache may keep them.
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+class Pages:
+    def __init__(self, site: Site, look: SiteLook, params: Mapping[str, Any]) -> None:
+        self.site = site
+        self.look = look
+        # Values the texts of error pages may name ({hours}, {details_max}, ...).
+        self.params = dict(params)
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(TEMPLATES),
+            autoescape=True,
+            # A text missing from a catalogue is a bug to see in the tests, not a blank.
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+
+    def _switcher(self, scope: Scope, lang: str) -> list[dict[str, str]]:
+        """The language switcher: the same page and query in every language."""
+        url = URL(scope=scope)
+        query = f"?{url.query}" if url.query else ""
+        return [
+            {
+                "code": language.code,
+                "name": language.name,
+                "href": path_in_language(self.site, url.path, language.code) + query,
+            }
+            for language in self.site.languages
+        ]
+
+    def render(
+        self,
+        scope: Scope,
+        template: str,
+        context: Mapping[str, Any],
+        *,
+        status: int = 200,
+        lang: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        twin: bool = True,
+    ) -> HTMLResponse:
+        lang = lang or language_of_path(self.site, scope.get("path", "/"))
+        texts = texts_of(self.site, lang)
+        html = self.env.get_template(template).render(
+            lang=lang,
+            t=texts,
+            site_name=self.look.site_names.get(lang, ""),
+            home=self.site.prefix(lang),
+            stylesheets=self.look.stylesheets,
+            body_attributes=self.look.body_attributes,
+            languages=self._switcher(scope, lang) if twin else [],
+            **context,
+        )
+        return HTMLResponse(html, status_code=status, headers={**NO_STORE, **(headers or {})})
+
+    def error(
+        self,
+        scope: Scope,
+        status: int,
+        key: str,
+        *,
+        lang: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> HTMLResponse:
+        """A plain page: a title and a sentence from `<key>_title` / `<key>_text`."""
+        return self.render(
+            scope,
+            "error.html",
+            {"key": key, "params": {**self.params, **(params or {})}},
+            status=status,
+            lang=lang,
+            headers=headers,
+            # A verification link has no twin in the other language.
+            twin=lang is None,
+        )

@@ -1,0 +1,162 @@
+"""Rate limits per client address and per e-mail address (the `limits` library, async API).
+
+Per address, so one machine cannot flood the service; per e-mail address, so
+the form cannot be used to flood someone's inbox with confirmation e-mails.
+Counts live in memory by default, or in Redis when POLICY_RATE_LIMIT_STORAGE
+names it, so that several instances behind one proxy share one count.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import logging
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import cast
+
+from limits import RateLimitItem, parse
+from limits.aio.storage import Storage as AsyncStorage
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError
+from limits.storage import storage_from_string
+
+from form_service.errors import RateLimited
+from form_service.settings import SettingsError
+
+logger = logging.getLogger("form_service")
+
+_Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """How many submissions are allowed, in the `limits` notation ("20/hour")."""
+
+    per_ip: str = "20/hour"
+    per_email: str = "5/day"
+    # Keys in a shared store start with this, so two deployments never share counts.
+    key_prefix: str = "policy-site"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> RateLimits:
+        values = {
+            "per_ip": env.get("POLICY_RATE_LIMIT_PER_IP") or cls.per_ip,
+            "per_email": env.get("POLICY_RATE_LIMIT_PER_EMAIL") or cls.per_email,
+            "key_prefix": env.get("POLICY_RATE_LIMIT_KEY_PREFIX") or cls.key_prefix,
+        }
+        limits = cls(**values)
+        for name, value in (("POLICY_RATE_LIMIT_PER_IP", limits.per_ip),
+                            ("POLICY_RATE_LIMIT_PER_EMAIL", limits.per_email)):
+            try:
+                parse(value)
+            except ValueError:
+                raise SettingsError(f"{name}={value!r} must be like 20/hour.") from None
+        return limits
+
+
+def _async_uri(uri: str) -> str:
+    """The `limits` async storage URI for a setting: memory:// becomes async+memory://."""
+    return uri if uri.startswith("async+") else f"async+{uri}"
+
+
+class Limiter:
+    """Counts hits in a moving window, so a burst at a window's edge gets no double quota."""
+
+    def __init__(self, storage_uri: str, limits: RateLimits) -> None:
+        uri = _async_uri(storage_uri)
+        options: dict[str, str | bool] = {"wrap_exceptions": True}
+        if "redis" in uri.split("://", 1)[0]:
+            options["key_prefix"] = limits.key_prefix
+        self.storage = cast(AsyncStorage, storage_from_string(uri, **options))
+        self.strategy = MovingWindowRateLimiter(self.storage)
+        self.per_ip = parse(limits.per_ip)
+        self.per_email = parse(limits.per_email)
+
+    async def _hit(self, item: RateLimitItem, kind: str, key: str) -> None:
+        try:
+            if await self.strategy.hit(item, kind, key):
+                return
+            stats = await self.strategy.get_window_stats(item, kind, key)
+        except StorageError:
+            # A rights request matters more than a rate limit: if the shared store
+            # is down, let the request through and tell the operator.
+            logger.exception("Rate-limit storage unavailable; not limiting")
+            return
+        raise RateLimited(max(1, math.ceil(stats.reset_time - time.time())))
+
+    async def hit_address(self, address: str) -> None:
+        await self._hit(self.per_ip, "ip", address)
+
+    async def hit_email(self, email: str) -> None:
+        # The store keeps a digest, not the address: the counter must not become
+        # a second copy of customers' e-mail addresses.
+        digest = hashlib.sha256(email.strip().lower().encode("utf-8")).hexdigest()
+        await self._hit(self.per_email, "email", digest)
+
+    async def reset(self) -> None:
+        """Forget every count (in Redis: every key under this deployment's prefix)."""
+        await self.storage.reset()
+
+    async def aclose(self) -> None:
+        bridge = getattr(self.storage, "bridge", None)
+        client = getattr(bridge, "storage", None)
+        pool = getattr(client, "connection_pool", None)
+        if pool is not None:
+            # coredis keeps its sockets open until told; close them with the app.
+            pool.disconnect()
+
+
+def parse_proxies(entries: Sequence[str]) -> tuple[_Network, ...]:
+    networks = []
+    for entry in entries:
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            raise SettingsError(
+                f"POLICY_TRUSTED_PROXIES has {entry!r}, which is not an IP address or network."
+            ) from None
+    return tuple(networks)
+
+
+def _parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
+
+
+def _trusted(text: str, proxies: tuple[_Network, ...]) -> bool:
+    address = _parse_ip(text)
+    return address is not None and any(address in net for net in proxies)
+
+
+def client_address(
+    peer: str | None, forwarded_for: Sequence[str], proxies: tuple[_Network, ...]
+) -> str:
+    """The client's address as the rate limit counts it.
+
+    X-Forwarded-For is believed only when the direct peer is one of our
+    proxies, and then only its rightmost hop that is not a proxy of ours: hops
+    further left were written by the client and may be anything.
+    """
+    if peer is None or not _trusted(peer, proxies):
+        return _key(peer or "unknown")
+    hops = [hop.strip() for header in forwarded_for for hop in header.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if not _trusted(hop, proxies):
+            return _key(hop)
+    return _key(hops[0] if hops else peer)
+
+
+def _key(text: str) -> str:
+    address = _parse_ip(text)
+    if address is None:
+        return text[:64]
+    if address.version == 6:
+        # One IPv6 subscriber holds a whole /64; counting single addresses would
+        # give each of them 2^64 quotas.
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)

@@ -1,0 +1,212 @@
+"""Defences on every request: security headers, the body limit, CSRF and the origin check."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from form_service.errors import BodyTooLarge, CrossSiteRequest, CsrfFailed
+from form_service.settings import Settings
+from form_service.tokens import TokenError, make_token, read_token
+
+if TYPE_CHECKING:
+    from form_service.pages import Pages
+
+# The form is a few kilobytes even with every field at its limit (5000 characters
+# of details are at most 20 KB of UTF-8, percent-encoded up to 3x that).
+MAX_BODY_BYTES = 64 * 1024
+
+CSRF_FIELD = "csrf_token"
+CSRF_MAX_AGE_SECONDS = 24 * 3600
+
+# Content types that are text and so must name their charset (a browser
+# guessing the encoding is how UTF-7 style attacks worked).
+_TEXTUAL = ("text/", "application/json", "application/xml", "application/javascript")
+
+
+def content_security_policy(script_hashes: tuple[str, ...]) -> str:
+    scripts = " ".join(("'self'", *script_hashes))
+    return "; ".join(
+        (
+            "default-src 'self'",
+            f"script-src {scripts}",
+            "style-src 'self'",
+            # Material's stylesheet draws its icons from data: URIs.
+            "img-src 'self' data:",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "frame-ancestors 'none'",
+            "form-action 'self'",
+        )
+    )
+
+
+def security_headers(settings: Settings, script_hashes: tuple[str, ...]) -> dict[str, str]:
+    headers = {
+        "Content-Security-Policy": content_security_policy(script_hashes),
+        "X-Content-Type-Options": "nosniff",
+        # Same-origin: tokens in our URLs never travel to another site.
+        "Referrer-Policy": "same-origin",
+        "Cross-Origin-Opener-Policy": "same-origin",
+        "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+    }
+    if settings.https:
+        # RFC 6797: only over https, where the browser can trust the header.
+        headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+    return headers
+
+
+class SecurityHeaders:
+    """Adds the security headers, and a charset to text types, on every HTTP response."""
+
+    def __init__(self, app: ASGIApp, headers: Mapping[str, str]) -> None:
+        self.app = app
+        self.headers = dict(headers)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in self.headers.items():
+                    headers[name] = value
+                content_type = headers.get("content-type", "")
+                is_text = content_type.startswith(_TEXTUAL) or content_type.endswith("+xml")
+                if is_text and "charset=" not in content_type.lower():
+                    headers["content-type"] = f"{content_type}; charset=utf-8"
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class BodyLimit:
+    """Refuses bodies over `max_bytes`: at once from Content-Length, else while streaming.
+
+    A client may lie in Content-Length or send chunks without one, so the
+    bytes are also counted as they arrive; going over raises BodyTooLarge
+    inside the handler that reads them, which the app turns into the 413 page.
+    """
+
+    def __init__(self, app: ASGIApp, pages: Pages, max_bytes: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.pages = pages
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length")
+        valid = declared is None or (declared.isascii() and declared.isdigit())
+        if not valid or (declared is not None and int(declared) > self.max_bytes):
+            status = 413 if valid else 400
+            key = "form_error_too_large" if status == 413 else "form_error_bad_request"
+            response = self.pages.error(scope, status, key, headers={"Connection": "close"})
+            await response(scope, receive, send)
+            return
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise BodyTooLarge()
+            return message
+
+        await self.app(scope, counting_receive, send)
+
+
+# --- CSRF: a signed double-submit token (OWASP CSRF cheat sheet) -------------------
+#
+# The cookie holds a random value; the form's hidden field holds that value
+# signed with the service's key. A POST must bring both, matching, and the
+# signature must be ours and younger than a day. A cross-site attacker can
+# neither read the cookie nor sign a field for it.
+
+
+def csrf_cookie_name(settings: Settings) -> str:
+    # RFC 6265bis §4.1.3.2: "__Host-" cookies are only accepted with Secure,
+    # Path=/ and no Domain, so a sibling subdomain cannot plant one.
+    return "__Host-csrf" if settings.https else "csrf"
+
+
+def csrf_cookie_value(request: Request, settings: Settings) -> str:
+    """The visitor's CSRF cookie if it looks like one we set, else a fresh value."""
+    value = request.cookies.get(csrf_cookie_name(settings), "")
+    if 32 <= len(value) <= 64 and value.replace("-", "").replace("_", "").isalnum():
+        return value
+    return secrets.token_urlsafe(32)
+
+
+def csrf_field_value(settings: Settings, cookie_value: str) -> str:
+    return make_token(settings.secret_key, "csrf", {"c": cookie_value})
+
+
+def set_csrf_cookie(response: Response, settings: Settings, cookie_value: str) -> None:
+    response.set_cookie(
+        csrf_cookie_name(settings),
+        cookie_value,
+        path="/",
+        secure=settings.https,
+        httponly=True,
+        # Lax, not Strict: a customer arriving from a link keeps the cookie of the
+        # form they already have open; cross-site POSTs never carry it.
+        samesite="lax",
+    )
+
+
+def check_csrf(request: Request, settings: Settings, field_values: list[str]) -> None:
+    """The form's CSRF field (sent exactly once) must be our signature of the cookie."""
+    cookie = request.cookies.get(csrf_cookie_name(settings))
+    if not cookie or len(field_values) != 1 or not field_values[0]:
+        raise CsrfFailed("missing or sent twice")
+    field_value = field_values[0]
+    try:
+        payload = read_token(settings.secret_key, "csrf", field_value, CSRF_MAX_AGE_SECONDS)
+    except TokenError:
+        raise CsrfFailed("bad signature or expired") from None
+    signed = payload.get("c")
+    if not isinstance(signed, str) or not hmac.compare_digest(signed, cookie):
+        raise CsrfFailed("cookie and field differ")
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def check_same_origin(request: Request, settings: Settings) -> None:
+    """Refuses a state-changing request that a browser tells us came from another site.
+
+    Fetch Metadata (`Sec-Fetch-Site`) is sent by current browsers; `Origin`
+    (RFC 6454) by all of them on POST. Either one naming another site is enough
+    to refuse. The origin is ours when it is the configured base URL, or the
+    host the browser itself addressed (the Host header cannot be set by a
+    cross-site page).
+    """
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site is not None and fetch_site not in ("same-origin", "none"):
+        raise CrossSiteRequest(f"Sec-Fetch-Site: {fetch_site}")
+    origin = request.headers.get("origin")
+    if origin is None:
+        return
+    ours = {_origin(settings.base_url)}
+    host = request.headers.get("host")
+    if host:
+        ours.add(f"{request.url.scheme}://{host}".lower())
+    netloc = urlsplit(origin).netloc.lower() if origin != "null" else ""
+    if origin.lower() not in ours and (not host or netloc != host.lower()):
+        raise CrossSiteRequest(f"Origin: {origin}")

@@ -1,0 +1,175 @@
+"""The form's fields, limits and messages in each language, WTForms' own included."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import wtforms
+from starlette.datastructures import FormData, UploadFile
+
+from form_service.forms import MAX_LENGTH, first_errors, make_form, text_fields
+from form_service.i18n import WTFORMS_TABLE, Translations, plural_category, texts_of
+from site_config.facts import DEFAULT_ROOT, load_site
+
+SITE = load_site(DEFAULT_ROOT)
+VALID = {
+    "name": "Jānis Ozoliņš",
+    "email": "janis@example.lv",
+    "request_type": "erasure",
+    "details": "Lūdzu, izdzēsiet manu kontu.\r\nPaldies!",
+    "phone": "",
+    "order_number": "",
+}
+
+
+def _form(lang: str = "lv", **overrides: str) -> wtforms.Form:
+    return make_form(SITE, lang, formdata=FormData({**VALID, **overrides}))
+
+
+def _pot_msgids() -> set[str]:
+    """Every message WTForms can show, from the template catalogue it ships."""
+    pot = Path(wtforms.__file__).parent / "locale" / "wtforms.pot"
+    return set(re.findall(r'^msgid "(.+)"$', pot.read_text(encoding="utf-8"), re.M))
+
+
+def test_valid_form_passes() -> None:
+    """A complete, ordinary submission validates, with surrounding spaces stripped."""
+    form = _form(name="  Jānis Ozoliņš ", email=" janis@example.lv ")
+    assert form.validate(), form.errors
+    assert form.name.data == "Jānis Ozoliņš" and form.email.data == "janis@example.lv"
+    assert form.details.data == VALID["details"]
+
+
+@pytest.mark.parametrize("lang", ["lv", "en"])
+def test_catalogue_translates_every_wtforms_message(lang: str) -> None:
+    """Each msgid in WTForms' catalogue has a text in form.<lang>.yml (WTForms ships no Latvian)."""
+    table = texts_of(SITE, lang)[WTFORMS_TABLE]
+    assert _pot_msgids() - set(table) == set()
+
+
+def test_wtforms_messages_are_latvian() -> None:
+    """WTForms' own length and choice messages come out in Latvian on the Latvian form."""
+    form = _form(name="x" * (MAX_LENGTH["name"] + 1), request_type="everything")
+    assert not form.validate()
+    assert form.name.errors == ["Laukā nedrīkst būt vairāk par 200 rakstzīmēm."]
+    assert form.request_type.errors == ["Nederīga izvēle."]
+
+
+def test_wtforms_messages_are_english_on_the_english_form() -> None:
+    """The same messages on the English form are WTForms' English."""
+    form = _form("en", name="x" * 201, request_type="everything")
+    assert not form.validate()
+    assert form.name.errors == ["Field cannot be longer than 200 characters."]
+    assert form.request_type.errors == ["Not a valid choice."]
+
+
+@pytest.mark.parametrize(
+    ("n", "category"),
+    [(1, "one"), (21, "one"), (101, "one"), (11, "other"), (2, "other"), (0, "other"),
+     (111, "other"), (200, "other")],
+)
+def test_latvian_plural_rule(n: int, category: str) -> None:
+    """Latvian takes the singular after numbers ending in 1 except 11 (CLDR)."""
+    assert plural_category("lv", n) == category
+
+
+def test_latvian_singular_message() -> None:
+    """ngettext picks the Latvian singular for 21 and the plural for 40."""
+    translations = Translations(SITE, "lv")
+    msgid = "Field cannot be longer than %(max)d character."
+    plural = "Field cannot be longer than %(max)d characters."
+    assert translations.ngettext(msgid, plural, 21) % {"max": 21} == (
+        "Laukā nedrīkst būt vairāk par 21 rakstzīmi.")
+    assert translations.ngettext(msgid, plural, 40) % {"max": 40} == (
+        "Laukā nedrīkst būt vairāk par 40 rakstzīmēm.")
+
+
+@pytest.mark.parametrize(
+    ("field", "message"),
+    [
+        ("name", "Ierakstiet savu vārdu un uzvārdu"),
+        ("email", "Ierakstiet savu e-pasta adresi"),
+        ("request_type", "Izvēlieties, ko vēlaties, lai mēs darām"),
+        ("details", "Aprakstiet savu pieprasījumu"),
+    ],
+)
+def test_required_fields_say_what_to_do(field: str, message: str) -> None:
+    """An empty required field gets one specific message, not WTForms' generic one."""
+    form = _form(**{field: "   " if field != "request_type" else ""})
+    assert not form.validate()
+    assert getattr(form, field).errors == [message]
+
+
+def test_optional_fields_may_be_empty() -> None:
+    """Phone and order number are optional."""
+    assert _form(phone="", order_number="").validate()
+
+
+def _filler(field: str, length: int) -> str:
+    """A valid value of the field, `length` characters long."""
+    if field == "email":
+        return "a" * (length - 11) + "@example.lv"
+    return ("1" if field == "phone" else "ā") * length
+
+
+@pytest.mark.parametrize(("field", "limit"), sorted(MAX_LENGTH.items()))
+def test_length_limit_of_every_field(field: str, limit: int) -> None:
+    """Each field accepts exactly its limit and refuses one character more."""
+    assert _form(**{field: _filler(field, limit)}).validate()
+    too_long = _form(**{field: _filler(field, limit + 1)})
+    assert not too_long.validate()
+    assert getattr(too_long, field).errors
+
+
+@pytest.mark.parametrize("field", ["name", "email", "phone", "order_number"])
+@pytest.mark.parametrize("bad", ["\r", "\n", "\x00", "\x1b", "\u0085", "\u2028"])
+def test_control_characters_in_single_line_fields(field: str, bad: str) -> None:
+    """CR, LF, NUL and other control characters in a one-line field are refused clearly."""
+    value = {"email": f"janis{bad}@example.lv", "phone": f"2000{bad}0000"}.get(field, f"A{bad}B")
+    form = _form(**{field: value})
+    assert not form.validate()
+    assert getattr(form, field).errors == [
+        "Rakstiet vienā rindā, bez īpašām vadības rakstzīmēm"]
+
+
+def test_details_allow_line_breaks_but_not_nul() -> None:
+    """Free text keeps its line breaks and tabs; NUL (unstorable in PostgreSQL) is refused."""
+    assert _form(details="a\r\nb\tc").validate()
+    form = _form(details="a\x00b")
+    assert not form.validate()
+    assert form.details.errors == ["Izņemiet no teksta īpašās vadības rakstzīmes"]
+
+
+@pytest.mark.parametrize("email", ["janis", "janis@", "@example.lv", "janis@example",
+                                   "jan is@example.lv", "a@b@example.lv"])
+def test_malformed_email_is_refused(email: str) -> None:
+    """An address that cannot be one gets the "correct format" message."""
+    form = _form("en", email=email)
+    assert not form.validate()
+    assert form.email.errors == [
+        "Enter an e-mail address in the correct format, like name@example.com"]
+
+
+@pytest.mark.parametrize(("phone", "ok"), [("+371 2000 0000", True), ("(371) 20-00-00", True),
+                                           ("call me", False), ("+", False)])
+def test_phone_format(phone: str, ok: bool) -> None:
+    """A phone number is digits, spaces and + ( ) . / -."""
+    assert _form(phone=phone).validate() is ok
+
+
+def test_first_errors_follow_field_order() -> None:
+    """The error summary lists fields in the order they appear on the page."""
+    form = _form("en", name="", email="", details="")
+    form.validate()
+    assert [name for name, _ in first_errors(form)] == ["name", "email", "details"]
+
+
+def test_uploaded_files_are_not_text() -> None:
+    """A file sent in place of a text field is dropped, so the field counts as empty."""
+    import io
+
+    data = FormData([("name", UploadFile(io.BytesIO(b"x"), filename="a.txt")),
+                     ("email", "janis@example.lv")])
+    assert list(text_fields(data).multi_items()) == [("email", "janis@example.lv")]

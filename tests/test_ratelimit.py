@@ -1,0 +1,188 @@
+"""Rate limits per client address and per e-mail, in memory and shared through Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2 as httpx
+import pytest
+from starlette.testclient import TestClient
+from web_support import client_for, count_requests, make_settings, open_form
+
+from form_service.ratelimit import Limiter, RateLimits, client_address, parse_proxies
+from form_service.settings import SettingsError
+
+REDIS = "redis://127.0.0.1:6379"
+
+
+def _post(client: TestClient, path: str = "/request/", **fields: str) -> int:
+    form = open_form(client, path)
+    return client.post(path, data=form.fields(**fields)).status_code
+
+
+@pytest.mark.parametrize(
+    ("path", "words"),
+    [("/request/", "Pārāk daudz pieprasījumu"), ("/en/request/", "Too many requests")],
+)
+def test_per_address_limit_is_429_with_retry_after(tmp_path: Path, path: str, words: str) -> None:
+    """Beyond the per-address limit a POST gets 429, Retry-After and a page in its language."""
+    settings = make_settings(tmp_path)
+    limits = RateLimits(per_ip="2/hour", per_email="100/hour")
+    with client_for(settings, rate_limits=limits) as client:
+        assert _post(client, path, email="a@example.lv") == 303
+        assert _post(client, path, email="b@example.lv") == 303
+        form = open_form(client, path)
+        response = client.post(path, data=form.fields(email="c@example.lv"))
+        assert response.status_code == 429
+        assert 0 < int(response.headers["retry-after"]) <= 3600
+        assert words in response.text
+        assert count_requests(settings) == 2
+        # Reading the form is never limited.
+        assert client.get(path).status_code == 200
+
+
+def test_per_email_limit_protects_an_inbox(tmp_path: Path) -> None:
+    """The same address (in any case) is limited whatever machine sends it; another is not."""
+    settings = make_settings(tmp_path, POLICY_TRUSTED_PROXIES="10.0.0.1")
+    limits = RateLimits(per_ip="100/hour", per_email="2/hour")
+    with client_for(settings, rate_limits=limits, peer="10.0.0.1") as client:
+
+        def post(n: int, email: str, path: str = "/request/") -> httpx.Response:
+            form = open_form(client, path)
+            return client.post(path, data=form.fields(email=email),
+                               headers={"X-Forwarded-For": f"198.51.100.{n}"})
+
+        assert post(1, "anna@example.lv").status_code == 303
+        assert post(2, "ANNA@Example.lv").status_code == 303
+        response = post(3, " Anna@example.lv", "/en/request/")
+        assert response.status_code == 429
+        assert "Retry-After" in response.headers
+        assert "Too many requests" in response.text
+        assert post(4, "janis@example.lv").status_code == 303
+    assert count_requests(settings) == 3
+
+
+def test_invalid_submissions_do_not_use_up_the_email_limit(tmp_path: Path) -> None:
+    """Only a submission that would send an e-mail counts against the address."""
+    settings = make_settings(tmp_path)
+    limits = RateLimits(per_ip="100/hour", per_email="1/hour")
+    with client_for(settings, rate_limits=limits) as client:
+        assert _post(client, email="anna@example.lv", name="") == 400
+        assert _post(client, email="anna@example.lv") == 303
+
+
+def test_forwarded_for_is_believed_from_a_trusted_proxy(tmp_path: Path) -> None:
+    """Behind our proxy, each client address in X-Forwarded-For has its own count."""
+    settings = make_settings(tmp_path, POLICY_TRUSTED_PROXIES="10.0.0.0/8")
+    limits = RateLimits(per_ip="1/hour", per_email="100/hour")
+    with client_for(settings, rate_limits=limits, peer="10.1.2.3") as client:
+
+        def post(forwarded: str, email: str) -> int:
+            form = open_form(client)
+            return client.post("/request/", data=form.fields(email=email),
+                               headers={"X-Forwarded-For": forwarded}).status_code
+
+        assert post("203.0.113.5", "a@example.lv") == 303
+        assert post("203.0.113.6", "b@example.lv") == 303
+        # A client cannot escape by writing its own hops to the left of the proxy's.
+        assert post("1.1.1.1, 203.0.113.5", "c@example.lv") == 429
+        assert post("203.0.113.5, 10.9.9.9", "d@example.lv") == 429
+
+
+def test_forwarded_for_is_ignored_from_anyone_else(tmp_path: Path) -> None:
+    """A client that is not our proxy cannot choose its address with X-Forwarded-For."""
+    settings = make_settings(tmp_path, POLICY_TRUSTED_PROXIES="10.0.0.0/8")
+    limits = RateLimits(per_ip="1/hour", per_email="100/hour")
+    with client_for(settings, rate_limits=limits, peer="198.51.100.7") as client:
+        for n, expected in enumerate([303, 429]):
+            form = open_form(client)
+            response = client.post("/request/", data=form.fields(email=f"{n}@example.lv"),
+                                   headers={"X-Forwarded-For": f"203.0.113.{n}"})
+            assert response.status_code == expected
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "expected"),
+    [
+        ("198.51.100.7", ["203.0.113.1"], "198.51.100.7"),          # not a proxy: ignored
+        ("10.0.0.1", ["203.0.113.1"], "203.0.113.1"),               # our proxy: believed
+        ("10.0.0.1", ["6.6.6.6, 203.0.113.1"], "203.0.113.1"),      # spoofed left hop
+        ("10.0.0.1", ["203.0.113.1, 10.0.0.2"], "203.0.113.1"),     # two proxies of ours
+        ("10.0.0.1", ["6.6.6.6", "203.0.113.1"], "203.0.113.1"),    # two header lines
+        ("10.0.0.1", [], "10.0.0.1"),                               # proxy's own request
+        ("10.0.0.1", ["10.0.0.3"], "10.0.0.3"),                     # only proxies: leftmost
+        ("10.0.0.1", ["junk"], "junk"),
+        ("2001:db8::1", [], "2001:db8::/64"),                       # IPv6 counted per /64
+        (None, [], "unknown"),
+    ],
+)
+def test_client_address(peer: str | None, forwarded: list[str], expected: str) -> None:
+    """The rightmost hop that is not one of our proxies is the client."""
+    proxies = parse_proxies(("10.0.0.0/8",))
+    assert client_address(peer, forwarded, proxies) == expected
+
+
+def test_bad_trusted_proxy_setting_names_the_variable() -> None:
+    """A trusted proxy that is not an address is a settings error naming the variable."""
+    with pytest.raises(SettingsError, match="POLICY_TRUSTED_PROXIES"):
+        parse_proxies(("10.0.0.0/8", "proxy.example"))
+
+
+def test_bad_limit_setting_names_the_variable() -> None:
+    """A rate limit that `limits` cannot parse is a settings error naming the variable."""
+    with pytest.raises(SettingsError, match="POLICY_RATE_LIMIT_PER_EMAIL"):
+        RateLimits.from_env({"POLICY_RATE_LIMIT_PER_EMAIL": "lots"})
+    assert RateLimits.from_env({"POLICY_RATE_LIMIT_PER_IP": "7/minute"}).per_ip == "7/minute"
+
+
+# --- Redis: several instances, one count ------------------------------------------------
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    """A key prefix of this test alone; its keys are deleted afterwards."""
+    prefix = f"policy-site-test-{uuid.uuid4().hex}"
+    yield prefix
+
+    async def clean() -> None:
+        limiter = Limiter(REDIS, RateLimits(key_prefix=prefix))
+        await limiter.reset()
+        await limiter.aclose()
+
+    asyncio.run(clean())
+
+
+def test_two_instances_share_one_count_in_redis(tmp_path: Path, redis_prefix: str) -> None:
+    """With Redis as the store, two app instances count the same client together."""
+    settings = make_settings(tmp_path, POLICY_RATE_LIMIT_STORAGE=REDIS)
+    limits = RateLimits(per_ip="2/hour", per_email="100/hour", key_prefix=redis_prefix)
+    with client_for(settings, rate_limits=limits) as first, \
+            client_for(settings, rate_limits=limits) as second:
+        assert first.app is not second.app
+        assert _post(first, email="a@example.lv") == 303
+        assert _post(second, email="b@example.lv") == 303
+        assert _post(first, email="c@example.lv") == 429
+        assert _post(second, email="d@example.lv") == 429
+    assert count_requests(settings) == 2
+
+
+def test_async_redis_url_is_accepted(tmp_path: Path, redis_prefix: str) -> None:
+    """POLICY_RATE_LIMIT_STORAGE may also be written async+redis://."""
+    settings = make_settings(tmp_path, POLICY_RATE_LIMIT_STORAGE=f"async+{REDIS}")
+    limits = RateLimits(per_ip="1/hour", per_email="100/hour", key_prefix=redis_prefix)
+    with client_for(settings, rate_limits=limits) as client:
+        assert _post(client) == 303
+        assert _post(client, email="b@example.lv") == 429
+
+
+def test_unreachable_redis_lets_requests_through(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """If the shared store is down, a rights request still gets through, and it is logged."""
+    settings = make_settings(tmp_path, POLICY_RATE_LIMIT_STORAGE="redis://127.0.0.1:1")
+    with client_for(settings) as client:
+        assert _post(client) == 303
+    assert "Rate-limit storage unavailable" in caplog.text

@@ -1,0 +1,370 @@
+"""Abuse and attack defences: tokens, CSRF, origin, body size, honeypot, headers, errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+from web_support import (
+    SECRET,
+    client_for,
+    confirmation,
+    count_requests,
+    make_settings,
+    old_token,
+    open_form,
+)
+
+from form_service.ratelimit import RateLimits
+from form_service.settings import Settings
+from form_service.store import NewRequest, RequestRecord, Store
+from form_service.tokens import make_token, read_token
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path)
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with client_for(settings) as client:
+        yield client
+
+
+def _tampered(token: str) -> str:
+    """The token with its last two characters changed."""
+    return token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+
+
+def _hidden(page: str, name: str) -> str:
+    match = re.search(rf'name="{name}" value="([^"]*)"', page)
+    assert match is not None
+    return match[1]
+
+
+# --- the form token -------------------------------------------------------------------
+
+
+def _form_payload() -> dict[str, str]:
+    return {"v": "1.0", "sha": "0" * 64, "lang": "lv",
+            "at": dt.datetime.now(dt.UTC).isoformat(), "sid": "a" * 32}
+
+
+@pytest.mark.parametrize(
+    ("token", "message"),
+    [
+        (lambda t: "", "Mēs nevarējām noteikt, kuru konfidencialitātes politikas versiju"),
+        (lambda t: _tampered(t), "Veidlapu nevarēja pārbaudīt"),
+        (lambda t: make_token("someone-elses-key", "form", _form_payload()),
+         "Veidlapu nevarēja pārbaudīt"),
+        (lambda t: make_token(SECRET, "csrf", _form_payload()), "Veidlapu nevarēja pārbaudīt"),
+        (lambda t: make_token(SECRET, "form", {**_form_payload(), "v": "9.9"}),
+         "Veidlapu nevarēja pārbaudīt"),
+        (lambda t: make_token(SECRET, "form", {**_form_payload(), "at": "yesterday"}),
+         "Veidlapu nevarēja pārbaudīt"),
+        (lambda t: old_token("form", _form_payload(), 25 * 3600),
+         "Veidlapa bija atvērta ilgāk par diennakti"),
+    ],
+    ids=["missing", "tampered", "forged", "other-purpose", "unknown-version", "bad-time",
+         "expired"],
+)
+def test_bad_form_token_is_refused_and_nothing_stored(
+    client: TestClient, settings: Settings, token: object, message: str
+) -> None:
+    """A missing, tampered, forged or expired form token re-renders the form with a new one."""
+    form = open_form(client)
+    bad = token(form.form_token)  # type: ignore[operator]
+    response = client.post("/request/", data=form.fields(form_token=bad))
+    assert response.status_code == 400
+    assert message in response.text
+    assert 'role="alert"' in response.text
+    fresh = _hidden(response.text, "form_token")
+    assert fresh not in (bad, form.form_token)
+    read_token(SECRET, "form", fresh, 60)
+    assert 'value="Anna Bērziņa"' in response.text  # what was typed is kept
+    assert count_requests(settings) == 0
+    # The fresh form goes through.
+    fixed = client.post("/request/", data=form.fields(form_token=fresh))
+    assert fixed.status_code == 303
+
+
+def test_policy_viewed_at_comes_only_from_the_token(client: TestClient, settings: Settings) -> None:
+    """A `viewed_at` or version posted as a field is ignored: only the signed token counts."""
+    form = open_form(client)
+    fields = form.fields(policy_viewed_at="2000-01-01T00:00:00+00:00", policy_version="0.1",
+                         policy_sha256="f" * 64)
+    assert client.post("/request/", data=fields).status_code == 303
+    from web_support import stored_requests
+
+    [row] = stored_requests(settings)
+    assert row["policy_version"] == "1.0"
+    assert not row["policy_viewed_at"].startswith("2000")
+    assert row["policy_sha256"] == read_token(SECRET, "form", form.form_token, 60)["sha"]
+
+
+# --- CSRF -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", ["no-cookie", "no-field", "other-cookie", "tampered", "expired"])
+def test_csrf_failure_is_403_and_nothing_stored(
+    client: TestClient, settings: Settings, case: str
+) -> None:
+    """Without the cookie and a matching, fresh, signed field, a POST is refused with 403."""
+    form = open_form(client)
+    fields = form.fields()
+    if case == "no-cookie":
+        client.cookies.clear()
+    elif case == "no-field":
+        del fields["csrf_token"]
+    elif case == "other-cookie":
+        client.cookies.clear()
+        client.cookies.set("csrf", "B" * 43)
+    elif case == "tampered":
+        fields["csrf_token"] = _tampered(form.csrf)
+    else:
+        cookie = client.cookies.get("csrf")
+        fields["csrf_token"] = old_token("csrf", {"c": cookie}, 25 * 3600)
+    response = client.post("/request/", data=fields)
+    assert response.status_code == 403
+    assert "Veidlapas derīgums ir beidzies" in response.text
+    assert count_requests(settings) == 0
+
+
+def test_csrf_cookie_flags(client: TestClient) -> None:
+    """Over http the cookie is `csrf`, HttpOnly, SameSite=Lax, Path=/ and not Secure."""
+    cookie = client.get("/request/").headers["set-cookie"]
+    assert cookie.startswith("csrf=")
+    attributes = {a.strip().lower() for a in cookie.split(";")[1:]}
+    assert {"httponly", "path=/", "samesite=lax"} <= attributes
+    assert "secure" not in attributes
+
+
+def test_csrf_cookie_under_https_is_host_prefixed_and_secure(tmp_path: Path) -> None:
+    """Under an https base URL the cookie is `__Host-csrf`, Secure, Path=/ and has no Domain."""
+    settings = make_settings(tmp_path, POLICY_BASE_URL="https://privacy.example.lv")
+    with client_for(settings) as client:
+        form = open_form(client)
+        cookie = client.get("/request/").headers["set-cookie"]
+        assert cookie.startswith("__Host-csrf=")
+        attributes = {a.strip().lower() for a in cookie.split(";")[1:]}
+        assert {"secure", "httponly", "path=/", "samesite=lax"} <= attributes
+        assert not any(a.startswith("domain") for a in attributes)
+        assert client.post("/request/", data=form.fields()).status_code == 303
+
+
+def test_csrf_cookie_is_kept_across_pages(client: TestClient) -> None:
+    """A second form page reuses the visitor's cookie, so two open tabs both work."""
+    first = open_form(client)
+    second = open_form(client, "/en/request/")
+    assert client.post("/request/", data=first.fields()).status_code == 303
+    assert client.post("/en/request/", data=second.fields()).status_code == 303
+
+
+# --- origin ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "https://evil.example"},
+        {"Origin": "null"},
+        {"Origin": "http://127.0.0.1:8000.evil.example"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},
+    ],
+)
+def test_cross_site_post_is_refused(
+    client: TestClient, settings: Settings, headers: dict[str, str]
+) -> None:
+    """A POST whose Origin or Sec-Fetch-Site names another site is refused with 403."""
+    form = open_form(client)
+    response = client.post("/request/", data=form.fields(), headers=headers)
+    assert response.status_code == 403
+    assert "Pieprasījums noraidīts" in response.text
+    assert count_requests(settings) == 0
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "http://127.0.0.1:8000", "Sec-Fetch-Site": "same-origin"},
+        {"Sec-Fetch-Site": "none"},
+        {},
+    ],
+)
+def test_same_origin_post_is_accepted(client: TestClient, headers: dict[str, str]) -> None:
+    """Our own origin, a user-initiated request, or an old browser without the headers pass."""
+    form = open_form(client)
+    assert client.post("/request/", data=form.fields(), headers=headers).status_code == 303
+
+
+# --- body size ------------------------------------------------------------------------
+
+
+def test_large_body_is_413_from_content_length(client: TestClient, settings: Settings) -> None:
+    """A body declared larger than 64 KiB is refused with the 413 page before it is read."""
+    form = open_form(client, "/en/request/")
+    response = client.post("/en/request/", data=form.fields(details="x" * 70_000))
+    assert response.status_code == 413
+    assert "The request is too large" in response.text
+    assert count_requests(settings) == 0
+
+
+def test_large_body_is_413_while_streaming(client: TestClient, settings: Settings) -> None:
+    """A chunked body without Content-Length is counted as it arrives and cut off at 64 KiB."""
+    form = open_form(client)
+    head = "&".join(f"{k}={v}" for k, v in form.fields().items() if k != "details")
+
+    def chunks() -> Iterator[bytes]:
+        yield (head + "&details=").encode()
+        for _ in range(100):
+            yield b"x" * 1024
+
+    response = client.post("/request/", content=chunks(),
+                           headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 413
+    assert "Pieprasījums ir pārāk liels" in response.text
+    assert count_requests(settings) == 0
+
+
+def test_malformed_content_length_is_400(client: TestClient) -> None:
+    """A Content-Length that is not a number is a 400 page, not an error."""
+    headers = {b"Content-Length": "²".encode("latin-1")}
+    response = client.post("/request/", content=b"a=b", headers=headers)
+    assert response.status_code == 400
+
+
+def test_uploaded_file_is_refused(client: TestClient, settings: Settings) -> None:
+    """A multipart body with a file in it is a 400 page (the form has no file field)."""
+    form = open_form(client)
+    response = client.post("/request/", data=form.fields(), files={"name": ("a.txt", b"x")})
+    assert response.status_code == 400
+    assert count_requests(settings) == 0
+
+
+# --- honeypot -------------------------------------------------------------------------
+
+
+def test_filled_honeypot_looks_like_success_but_stores_nothing(
+    client: TestClient, settings: Settings
+) -> None:
+    """A robot that fills the hidden field gets a normal-looking confirmation; nothing is stored."""
+    form = open_form(client)
+    assert '<label for="subject">' in form.html
+    response = client.post("/request/", data=form.fields(subject="http://spam.example"))
+    assert response.status_code == 303
+    reference = confirmation(response.headers["location"])["ref"]
+    assert re.fullmatch(r"PO-[0-9A-Z]{4}-[0-9A-Z]{4}", reference)
+    assert client.get(response.headers["location"]).status_code == 200
+    assert count_requests(settings) == 0
+
+
+# --- headers on every response ----------------------------------------------------------
+
+
+class _BrokenStore(Store):
+    """A real store whose write fails, as a full disk would make it."""
+
+    def create_request(self, new: NewRequest) -> tuple[RequestRecord, bool]:
+        raise OSError("No space left on device")
+
+
+def _assert_security_headers(response: object, *, https: bool = False) -> None:
+    headers = response.headers  # type: ignore[attr-defined]
+    csp = headers["content-security-policy"]
+    assert "'unsafe-inline'" not in csp
+    for directive in ("default-src 'self'", "object-src 'none'", "base-uri 'none'",
+                      "frame-ancestors 'none'", "form-action 'self'"):
+        assert directive in csp
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["referrer-policy"] in ("same-origin", "no-referrer")
+    content_type = headers.get("content-type", "")
+    if content_type.startswith("text/") or "xml" in content_type or "json" in content_type:
+        assert "charset=utf-8" in content_type, content_type
+    if https:
+        hsts = headers["strict-transport-security"]
+        assert int(re.search(r"max-age=(\d+)", hsts)[1]) >= 31536000  # type: ignore[index]
+    else:
+        assert "strict-transport-security" not in headers
+
+
+def test_security_headers_on_every_kind_of_response(tmp_path: Path) -> None:
+    """200, 303, 403, 404, 405, 413, 429, 500, static files and /healthz all carry the headers."""
+    settings = make_settings(tmp_path)
+    store = _BrokenStore(settings.database_url)
+    limits = RateLimits(per_ip="2/hour", per_email="100/hour")
+    try:
+        with client_for(settings, store=store, rate_limits=limits) as client:
+            form = open_form(client)
+            responses = {
+                200: client.get("/request/"),
+                404: client.get("/no/such/page"),
+                405: client.put("/request/"),
+                413: client.post("/request/", content=b"x" * 70_000),
+                403: client.post("/request/", data={"name": "x"}),
+                500: client.post("/request/", data=form.fields()),
+            }
+            responses[429] = client.post("/request/", data=form.fields())
+            for status, response in responses.items():
+                assert response.status_code == status, (status, response.text[:200])
+                _assert_security_headers(response)
+            for path in ("/", "/en/", "/assets/stylesheets/policy.css", "/versions.json",
+                         "/feed.xml", "/request/assets/form.css", "/healthz"):
+                response = client.get(path)
+                assert response.status_code == 200, path
+                _assert_security_headers(response)
+            assert "Retry-After" in responses[429].headers
+    finally:
+        store.close()
+
+
+def test_server_error_is_a_plain_page_in_the_customers_language(tmp_path: Path) -> None:
+    """An unexpected failure shows a short page in the URL's language, never a traceback."""
+    settings = make_settings(tmp_path)
+    store = _BrokenStore(settings.database_url)
+    try:
+        with client_for(settings, store=store) as client:
+            for path, words in (("/request/", "Atvainojiet, radās kļūda"),
+                                ("/en/request/", "Sorry, something went wrong")):
+                response = client.post(path, data=open_form(client, path).fields())
+                assert response.status_code == 500
+                assert words in response.text
+                assert "Traceback" not in response.text and "OSError" not in response.text
+                assert response.headers["content-type"] == "text/html; charset=utf-8"
+    finally:
+        store.close()
+
+
+def test_hsts_only_under_https(tmp_path: Path) -> None:
+    """Strict-Transport-Security is sent when the base URL is https, on pages and errors."""
+    settings = make_settings(tmp_path, POLICY_BASE_URL="https://privacy.example.lv")
+    with client_for(settings) as client:
+        for path in ("/request/", "/missing", "/assets/stylesheets/policy.css"):
+            _assert_security_headers(client.get(path), https=True)
+
+
+def test_csp_allows_the_sites_inline_scripts_by_hash(client: TestClient) -> None:
+    """Each inline script of the built site is allowed by its SHA-256, nothing inline else."""
+    import base64
+    import hashlib
+
+    page = client.get("/").text
+    csp = client.get("/").headers["content-security-policy"]
+    scripts = re.findall(r"<script>(.*?)</script>", page, re.S)
+    assert scripts
+    for body in scripts:
+        digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
+        assert f"'sha256-{digest}'" in csp
+
+
+def test_pages_with_tokens_are_not_cached(client: TestClient) -> None:
+    """Form, confirmation and error pages say Cache-Control: no-store."""
+    form = open_form(client)
+    location = client.post("/request/", data=form.fields()).headers["location"]
+    for response in (client.get("/request/"), client.get(location), client.get("/missing")):
+        assert response.headers["cache-control"] == "no-store"

@@ -1,0 +1,184 @@
+"""Helpers for the web layer's tests: settings in a temporary folder, a client, the form."""
+
+from __future__ import annotations
+
+import atexit
+import re
+import shutil
+import sqlite3
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from starlette.testclient import TestClient
+
+from form_service.app import create_app
+from form_service.ratelimit import RateLimits
+from form_service.settings import Settings, load_settings
+from form_service.tokens import make_token, read_token
+from site_config.facts import DEFAULT_ROOT
+
+ROOT = DEFAULT_ROOT
+SECRET = "web-tests-secret-key-that-is-long-enough-to-sign-things"  # noqa: S105 (tests only)
+# The day the tests pretend it is: version 1.0 (effective 2026-11-24) is in force.
+TODAY_ISO = "2026-12-01"
+
+_HIDDEN = re.compile(r'<input type="hidden" name="(?P<name>[a-z_]+)" value="(?P<value>[^"]*)">')
+
+
+@cache
+def built_site() -> Path:
+    """The built policy site: the project's own if built, else one built once per run."""
+    own = ROOT / "site"
+    if (own / "versions.json").is_file():
+        return own
+    from site_config.build_site import build_site
+
+    out = Path(tempfile.mkdtemp(prefix="web-site-"))
+    atexit.register(shutil.rmtree, out, ignore_errors=True)
+    return build_site(ROOT, out / "site")
+
+
+def make_settings(tmp_path: Path, **env: str) -> Settings:
+    values = {
+        "POLICY_VAR_DIR": str(tmp_path / "var"),
+        "POLICY_SECRET_KEY": SECRET,
+        "POLICY_SITE_DIR": str(built_site()),
+        "POLICY_DATABASE_URL": f"sqlite:///{tmp_path / 'requests.sqlite3'}",
+    }
+    values.update(env)
+    return load_settings(values, root=ROOT)
+
+
+def generous_limits(prefix: str = "policy-site-tests") -> RateLimits:
+    return RateLimits(per_ip="100000/hour", per_email="100000/hour", key_prefix=prefix)
+
+
+@contextmanager
+def client_for(
+    settings: Settings, *, peer: str = "192.0.2.10", **app_options: Any
+) -> Iterator[TestClient]:
+    """A TestClient with the app's lifespan running (store, limiter; no worker unless asked).
+
+    `peer` is the address the app sees the connection come from.
+    """
+    import datetime as dt
+
+    app_options.setdefault("run_worker", False)
+    app_options.setdefault("today", dt.date.fromisoformat(TODAY_ISO))
+    app_options.setdefault("rate_limits", generous_limits())
+    app = create_app(settings, **app_options)
+    with TestClient(app, base_url=settings.base_url, follow_redirects=False,
+                    client=(peer, 50000)) as client:
+        yield client
+
+
+@dataclass
+class FormPage:
+    html: str
+    csrf: str
+    form_token: str
+
+    def fields(self, **overrides: str) -> dict[str, str]:
+        """A valid submission of this form, with any field replaced."""
+        values = {
+            "csrf_token": self.csrf,
+            "form_token": self.form_token,
+            "name": "Anna Bērziņa",
+            "email": "anna@example.lv",
+            "request_type": "access",
+            "details": "Lūdzu, sniedziet kopiju par visiem maniem datiem.",
+            "phone": "",
+            "order_number": "",
+            "subject": "",
+        }
+        values.update(overrides)
+        return values
+
+
+def open_form(client: TestClient, path: str = "/request/") -> FormPage:
+    response = client.get(path)
+    assert response.status_code == 200, response.text
+    hidden = {m["name"]: m["value"] for m in _HIDDEN.finditer(response.text)}
+    return FormPage(response.text, hidden["csrf_token"], hidden["form_token"])
+
+
+def confirmation(location: str) -> dict[str, Any]:
+    """The payload of a confirmation page's address (reference and due date)."""
+    token = location.rsplit("/", 1)[1]
+    return read_token(SECRET, "confirm", token, 3600)
+
+
+def verify_link(reference: str, secret: str = SECRET) -> str:
+    return f"/request/verify/{make_token(secret, 'verify', {'ref': reference})}"
+
+
+def database_path(settings: Settings) -> Path:
+    return Path(settings.database_url.removeprefix("sqlite:///"))
+
+
+def count_requests(settings: Settings) -> int:
+    with closing(sqlite3.connect(database_path(settings))) as conn:
+        return int(conn.execute("SELECT count(*) FROM requests").fetchone()[0])
+
+
+def stored_requests(settings: Settings) -> list[Mapping[str, Any]]:
+    with closing(sqlite3.connect(database_path(settings))) as conn:
+        conn.row_factory = sqlite3.Row
+        return [dict(row) for row in conn.execute("SELECT * FROM requests ORDER BY id")]
+
+
+def old_token(purpose: str, payload: dict[str, Any], age_seconds: int,
+              secret: str = SECRET) -> str:
+    """A genuine token signed `age_seconds` ago (to test expiry without waiting)."""
+    import time
+
+    from itsdangerous import TimestampSigner, URLSafeTimedSerializer
+
+    class _Past(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return int(time.time()) - age_seconds
+
+    return URLSafeTimedSerializer(secret, salt=purpose, signer=_Past).dumps(payload)
+
+
+def stored_request(settings: Settings, reference: str) -> Mapping[str, Any] | None:
+    with closing(sqlite3.connect(database_path(settings))) as conn:
+        conn.row_factory = sqlite3.Row
+        row = conn.execute("SELECT * FROM requests WHERE reference = ?", (reference,)).fetchone()
+        return None if row is None else dict(row)
+
+
+@contextmanager
+def served(settings: Settings, **app_options: Any) -> Iterator[str]:
+    """The app under a real uvicorn in a thread, for the browser; yields its base URL."""
+    import datetime as dt
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    app_options.setdefault("run_worker", False)
+    app_options.setdefault("today", dt.date.fromisoformat(TODAY_ISO))
+    app_options.setdefault("rate_limits", generous_limits())
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = uvicorn.Config(create_app(settings, **app_options), host="127.0.0.1", port=port,
+                            log_level="warning", proxy_headers=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            assert thread.is_alive(), "uvicorn did not start"
+            time.sleep(0.02)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
