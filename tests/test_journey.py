@@ -85,8 +85,8 @@ def test_erasure_request_from_policy_page_to_staff_ticket(  # type: ignore[no-un
     page.fill("#name", "Jānis Bērziņš")
     page.fill("#email", email)
     page.fill("#details", "Lūdzu, izdzēsiet manu kontu. Please delete my account.")
-    page.locator('button[type="submit"]').click()
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.locator('button[type="submit"]').click()
     match = REFERENCE.search(page.content())
     assert match, page.content()
     reference = match[0]
@@ -113,8 +113,8 @@ def test_errors_show_a_summary_that_takes_focus(browser, service: LiveService) -
     """An empty submission shows the error summary, focused, linking to each field."""
     page = browser.new_page()
     page.goto(service.base_url + "/en/request/?type=access")
-    page.locator('button[type="submit"]').click()
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.locator('button[type="submit"]').click()
     summary = page.locator(".form-error-summary")
     assert summary.is_visible()
     assert page.title().startswith("Error")
