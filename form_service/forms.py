@@ -64,6 +64,23 @@ def _single_line(message: str) -> Callable[[Form, Any], None]:
     return check
 
 
+def _details_required(no_reason_needed: frozenset[str], message: str
+                      ) -> Callable[[Form, Any], None]:
+    """Details are required, except for rights that need no reason: withdrawing consent
+    must be as easy as giving it (GDPR Art. 7(3)), and an objection to direct
+    marketing needs no justification (Art. 21(3))."""
+
+    def check(form: Form, field: Any) -> None:
+        if field.data and field.data.strip():
+            return
+        if form.request_type.data in no_reason_needed:
+            field.data = ""
+            raise StopValidation()
+        raise StopValidation(message)
+
+    return check
+
+
 def _free_text(message: str) -> Callable[[Form, Any], None]:
     def check(form: Form, field: Any) -> None:
         if field.data and (_CONTROL_IN_TEXT.search(field.data) or _has_surrogates(field.data)):
@@ -141,7 +158,10 @@ def _build_form_class(site: Site, lang: str) -> type[Form]:
         details = TextAreaField(
             t["form_details_label"],
             validators=[
-                DataRequired(t["form_error_details_required"]),
+                _details_required(
+                    frozenset(r.id for r in site.rights if not r.needs_details),
+                    t["form_error_details_required"],
+                ),
                 _free_text(t["form_error_control_characters_text"]),
                 Length(max=MAX_LENGTH["details"]),
             ],

@@ -30,6 +30,7 @@ class Right:
     article: str
     label: dict[str, str]
     hint: dict[str, str]
+    needs_details: bool = True
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,9 @@ def load_site(root: Path = DEFAULT_ROOT) -> Site:
             material_change_notice_days=int(raw.get("material_change_notice_days", 30)),
             authority=raw["supervisory_authority"],
             rights=tuple(
-                Right(r["id"], r["article"], dict(r["label"]), dict(r["hint"])) for r in rights_raw
+                Right(r["id"], r["article"], dict(r["label"]), dict(r["hint"]),
+                      bool(r.get("needs_details", True)))
+                for r in rights_raw
             ),
         )
     except (KeyError, TypeError) as exc:

@@ -173,3 +173,16 @@ def test_uploaded_files_are_not_text() -> None:
     data = FormData([("name", UploadFile(io.BytesIO(b"x"), filename="a.txt")),
                      ("email", "janis@example.lv")])
     assert list(text_fields(data).multi_items()) == [("email", "janis@example.lv")]
+
+
+@pytest.mark.parametrize(("request_type", "valid"), [("unsubscribe", True),
+                                                     ("withdraw_consent", True),
+                                                     ("erasure", False), ("access", False)])
+def test_details_needed_only_where_a_reason_is(request_type: str, valid: bool) -> None:
+    """Unsubscribing and withdrawing consent need no details (Art. 7(3), 21(3)); others do."""
+    form = _form(request_type=request_type, details="")
+    assert form.validate() is valid
+    if valid:
+        assert form.details.data == ""
+    else:
+        assert form.details.errors == ["Aprakstiet savu pieprasījumu"]
