@@ -74,8 +74,7 @@ def _details_required(no_reason_needed: frozenset[str], message: str
         if field.data and field.data.strip():
             return
         if form.request_type.data in no_reason_needed:
-            field.data = ""
-            raise StopValidation()
+            raise StopValidation()  # stored as sent, even if only whitespace
         raise StopValidation(message)
 
     return check
