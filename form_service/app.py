@@ -105,7 +105,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         own_store = store is None
-        active = Store(settings.database_url) if store is None else store
+        active = Store.from_settings(settings) if store is None else store
         limiter = Limiter(settings.rate_limit_storage, limits)
         stop = asyncio.Event()
         worker = _worker(active, settings, run_worker)

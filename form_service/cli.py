@@ -145,6 +145,10 @@ def _parser() -> argparse.ArgumentParser:
     p = add("serve", cmd_serve, "Build the site if needed and serve it with the request form.")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
+
+    from form_service.staff import add_command
+
+    add_command(sub)
     return parser
 
 

@@ -74,7 +74,9 @@ def _details_required(no_reason_needed: frozenset[str], message: str
         if field.data and field.data.strip():
             return
         if form.request_type.data in no_reason_needed:
-            raise StopValidation()  # stored as sent, even if only whitespace
+            if field.data is None:  # the field was not sent at all
+                field.data = ""
+            raise StopValidation()  # otherwise stored as sent, even if only whitespace
         raise StopValidation(message)
 
     return check

@@ -13,6 +13,7 @@ import hmac
 import json
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 SIGNATURE_HEADER = "X-Policy-Signature"
 DELIVERY_HEADER = "X-Policy-Delivery"
@@ -67,12 +68,21 @@ async def deliver(url: str, secret: str, ticket: dict[str, Any], delivery_id: st
         SIGNATURE_HEADER: sign(secret, body),
         DELIVERY_HEADER: delivery_id,
     }
+    where = _where(url)
     try:
         async with httpx2.AsyncClient(timeout=timeout) as client:
             response = await client.post(url, content=body, headers=headers)
     except httpx2.HTTPError as exc:
-        raise WebhookError(f"{url}: {exc.__class__.__name__}: {exc}", permanent=False) from None
+        raise WebhookError(f"{where}: {exc.__class__.__name__}", permanent=False) from None
     if response.status_code >= 300:
         # 4xx other than 408/429 will not change by retrying; 5xx, 408 and 429 may.
         permanent = 400 <= response.status_code < 500 and response.status_code not in (408, 429)
-        raise WebhookError(f"{url} answered {response.status_code}", permanent=permanent)
+        raise WebhookError(f"{where} answered {response.status_code}", permanent=permanent)
+
+
+def _where(url: str) -> str:
+    """Scheme, host and port only: helpdesk URLs often carry a token in the path or query,
+    and this text is stored as the message's last error and shown to staff."""
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")

@@ -10,7 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
 from delivery_support import T0, new_request
 from sqlalchemy import text
@@ -18,7 +21,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from form_service import db
 from form_service import store as store_module
-from form_service.models import Base
+from form_service.models import Base, UTCDateTime
 from form_service.store import Store
 
 
@@ -215,3 +218,91 @@ def test_other_integrity_errors_are_not_hidden(store: Store) -> None:
     """A constraint violation other than a duplicate is raised, not retried as a collision."""
     with pytest.raises(IntegrityError):
         store.create_request(new_request(name=None))
+
+
+def test_upgrade_keeps_existing_requests(database_url: str) -> None:
+    """Upgrading a 0001 database keeps every request, message and event; first month = due date."""
+    engine = db.create(database_url)
+    config = Config()
+    config.set_main_option("script_location", db.MIGRATIONS)
+    with db.writer(engine).begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0001")
+    new = new_request()
+    row = {**vars(new), "reference": "PO-2222-3333", "verified_at": T0,
+           "due_at": dt.date(2027, 1, 4), "status": "verified"}
+    times = {"policy_viewed_at", "submitted_at", "verified_at"}
+    requests = sa.table("requests", *(sa.column(k, UTCDateTime() if k in times else None)
+                                      for k in row))
+    with engine.begin() as conn:
+        conn.execute(requests.insert().values(row))
+        request_id = conn.execute(text("SELECT id FROM requests")).scalar_one()
+        outbox_rows = sa.table("outbox", *(sa.column(k) for k in
+                                           ("request_id", "kind", "message_id", "status",
+                                            "attempts")),
+                               sa.column("next_attempt_at", UTCDateTime()),
+                               sa.column("created_at", UTCDateTime()))
+        conn.execute(outbox_rows.insert().values(
+            request_id=request_id, kind="ticket", message_id="<PO-2222-3333.ticket@x>",
+            status="pending", attempts=0, next_attempt_at=T0, created_at=T0,
+        ))
+        events = sa.table("request_events", sa.column("request_id"), sa.column("kind"),
+                          sa.column("at", UTCDateTime()))
+        conn.execute(events.insert().values(request_id=request_id, kind="verified", at=T0))
+    engine.dispose()
+
+    store = Store(database_url)
+    store.migrate()
+    record = store.get("PO-2222-3333")
+    assert record is not None
+    assert (record.due_at, record.original_due_at, record.extended_months) == (
+        dt.date(2027, 1, 4), dt.date(2027, 1, 4), 0
+    )
+    assert (record.closed_at, record.close_reason) == (None, None)
+    assert [m.kind for m in store.messages("PO-2222-3333")] == ["ticket"]
+    assert [e.kind for e in store.events("PO-2222-3333")] == ["verified"]
+    store.close()
+
+
+def test_extend_and_close_write_event_and_message_together(store: Store) -> None:
+    """extend and close_request each add one event and one outbox row with the decision."""
+    record, _ = store.create_request(new_request())
+    with pytest.raises(store_module.NotAllowed, match="not confirmed"):
+        store.extend(record.reference, 1, "Busy.", T0)
+    store.verify(record.reference, T0)
+    at = T0 + dt.timedelta(days=3)
+    extended = store.extend(record.reference, 2, " Complex.\r\n", at)
+    assert (extended.status, extended.extended_months) == ("extended", 2)
+    assert extended.due_at == dt.date(2027, 3, 1)  # 1 March 2027: 3 months after 1 December
+    closed = store.close_request(record.reference, "refused", "Unfounded.", at)
+    assert (closed.status, closed.closed_at, closed.close_reason) == ("refused", at, "Unfounded.")
+    [*_, extend_event, close_event] = store.events(record.reference)
+    assert extend_event.kind == "extended" and extend_event.detail is not None
+    assert extend_event.detail["reason"] == "Complex."
+    assert close_event.kind == "closed" and close_event.detail is not None
+    assert close_event.detail["outcome"] == "refused"
+    claimed = store.claim_messages("w", limit=10, now=at, lease=dt.timedelta(minutes=5))
+    payloads = {d.kind: d.payload for d in claimed}
+    assert payloads["extend"] == extend_event.detail
+    assert payloads["close"] == close_event.detail
+    with pytest.raises(store_module.UnknownRequest):
+        store.close_request("PO-0000-0000", "done", "x", at)
+    with pytest.raises(ValueError, match="outcome"):
+        store.close_request(record.reference, "maybe", "x", at)
+
+
+def test_concurrent_extensions_never_exceed_two_months(store: Store) -> None:
+    """Four staff extending at once by two months: one succeeds, the others are refused."""
+    record, _ = store.create_request(new_request())
+    store.verify(record.reference, T0)
+
+    def extend() -> str:
+        try:
+            store.extend(record.reference, 2, "Complex.", T0 + dt.timedelta(days=1))
+        except store_module.NotAllowed:
+            return "refused"
+        return "ok"
+
+    assert sorted(together(4, extend)) == ["ok", "refused", "refused", "refused"]
+    assert store.get(record.reference).extended_months == 2  # type: ignore[union-attr]
+    assert [m.kind for m in store.messages(record.reference)].count("extend") == 1

@@ -1,0 +1,467 @@
+"""`policy-site requests`: what staff do with rights requests, from the command line.
+
+    list      the requests, with due dates, OVERDUE marks and failed deliveries
+    show      everything about one request: evidence, history, messages
+    overdue   open requests past (or, with --within, near) their due date
+    extend    extend the period by one or two months (GDPR Art. 12(3))
+    close     record the answer, done or refused (GDPR Art. 12(4))
+    export    the register of requests, as CSV or JSON
+
+Every change goes through the store, which writes the append-only event and
+the customer's e-mail (an outbox row) in one transaction; the delivery worker
+of `policy-site serve` sends it. Customer text is printed with control
+characters replaced, so a name cannot move the cursor or recolour the terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import io
+import json
+import os
+import re
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, NoReturn
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from form_service.deadlines import RIGA
+from form_service.emails import policy_url
+from form_service.settings import Settings, SettingsError, load_settings
+from form_service.store import (
+    CLOSED,
+    MAX_EXTENSION_MONTHS,
+    OPEN,
+    REFUSED,
+    STATUSES,
+    Event,
+    RequestRecord,
+    Store,
+    StoreError,
+    UnknownRequest,
+)
+from site_config.facts import FactsError, Site, load_site
+
+PROG = "policy-site requests"
+# C0 and C1 controls, DEL, and the bidirectional overrides that can make
+# text read differently from what it is (CVE-2021-42574, "Trojan Source").
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# A spreadsheet runs a cell that starts with one of these as a formula (CWE-1236).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_FREE_TEXT = ("name", "email", "phone", "order_number", "details", "close_reason")
+
+Action = Callable[[Store, argparse.Namespace, "_Context"], int]
+
+
+class _Parser(argparse.ArgumentParser):
+    """A usage error is one plain sentence and exit status 1, like every other error here."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(1, f"{self.prog}: {message} (see --help).\n")
+
+
+class _Context:
+    """What every action needs besides the store: the time, the settings and the site."""
+
+    def __init__(self, settings: Settings, now: dt.datetime) -> None:
+        self.settings = settings
+        self.site: Site = load_site(settings.root)
+        self.now = now
+        self.today = now.astimezone(RIGA).date()
+
+
+# -- the command line -------------------------------------------------------
+
+
+def add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register `requests` and its actions on policy-site's subcommands."""
+    description = (
+        "Staff: list, show, extend and close rights requests; overdue ones; the register. "
+        "The database is the one in POLICY_DATABASE_URL."
+    )
+    p = sub.add_parser("requests", help="Staff: list, show, extend, close and export requests.",
+                       description=description)
+    p.set_defaults(func=run, action=None)
+    actions = p.add_subparsers(
+        dest="action", metavar="ACTION", parser_class=_Parser, title="actions"
+    )
+
+    def add(name: str, func: Action, help_: str) -> argparse.ArgumentParser:
+        q = actions.add_parser(name, help=help_, description=help_)
+        q.set_defaults(action_func=func)
+        return q
+
+    q = add("list", _list, "List requests (oldest first), and every message that failed.")
+    q.add_argument("--status", choices=[*STATUSES, "open", "closed"],
+                   help="only requests with this status (open: verified or extended; "
+                        "closed: done or refused)")
+    q.add_argument("--type", dest="request_type", metavar="TYPE",
+                   help="only requests of this type (access, erasure, ...)")
+
+    q = add("show", _show, "Show everything about one request: evidence, history, messages.")
+    q.add_argument("reference", metavar="REF", help="the request's reference, e.g. PO-7K3M-9QXD")
+
+    q = add("overdue", _overdue, "List open requests whose answer is overdue.")
+    q.add_argument("--within", type=_days, metavar="N",
+                   help="also those due today or within the next N days")
+
+    q = add("extend", _extend, "Extend the time to answer by one or two months "
+            "(GDPR Art. 12(3)) and tell the customer why.")
+    q.add_argument("reference", metavar="REF", help="the request's reference")
+    q.add_argument("--reason", required=True, metavar="TEXT",
+                   help="why more time is needed; the customer is sent it")
+    q.add_argument("--months", type=int, choices=range(1, MAX_EXTENSION_MONTHS + 1), default=1,
+                   help="how many months to add (default 1; at most 2 in total, and only "
+                        "within the first month)")
+
+    q = add("close", _close, "Record the answer and tell the customer: done, or refused "
+            "with the reasons and their right to complain (GDPR Art. 12(4)).")
+    q.add_argument("reference", metavar="REF", help="the request's reference")
+    q.add_argument("--outcome", required=True, choices=CLOSED,
+                   help="done: carried out; refused: not acted on")
+    q.add_argument("--reason", required=True, metavar="TEXT",
+                   help="what was done, or why not; the customer is sent it")
+
+    q = add("export", _export, "Write the register of requests (every field) as CSV or JSON.")
+    q.add_argument("--format", choices=("csv", "json"), default="csv", help="default: csv")
+    q.add_argument("--output", type=Path, metavar="FILE",
+                   help="write here (readable by its owner only) instead of to standard output")
+
+
+def _days(value: str) -> int:
+    try:
+        days = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of days") from None
+    if days < 0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not zero or more days")
+    return days
+
+
+def run(args: argparse.Namespace) -> int:
+    from alembic.util import CommandError as AlembicError  # only when a database is opened
+
+    if args.action is None:
+        return _fail(None, "name an action: list, show, overdue, extend, close or export "
+                           "(see --help)")
+    try:
+        settings = load_settings(root=args.root)
+        context = _Context(settings, dt.datetime.now(dt.UTC))
+        store = Store.from_settings(settings)
+    except (SettingsError, FactsError) as exc:
+        return _fail(args.action, str(exc))
+    try:
+        store.migrate()
+        return int(args.action_func(store, args, context))
+    except (StoreError, ValueError, FactsError) as exc:
+        return _fail(args.action, str(exc))
+    except AlembicError as exc:
+        return _fail(args.action, f"the database in POLICY_DATABASE_URL cannot be brought up "
+                                  f"to date: {exc}")
+    except SQLAlchemyError as exc:
+        # The URL may hold a password: name the variable, never its value.
+        return _fail(args.action, f"the database in POLICY_DATABASE_URL cannot be used "
+                                  f"({type(exc).__name__}); check the setting and that the "
+                                  "server is running")
+    except OSError as exc:
+        return _fail(args.action, f"cannot write {exc.filename}: {exc.strerror}")
+    finally:
+        store.close()
+
+
+def _fail(action: str | None, message: str) -> int:
+    where = f"{PROG} {action}" if action else PROG
+    print(f"{where}: {message.rstrip('.')}.", file=sys.stderr)
+    return 1
+
+
+# -- the actions ------------------------------------------------------------
+
+
+def _list(store: Store, args: argparse.Namespace, ctx: _Context) -> int:
+    statuses = {"open": OPEN, "closed": CLOSED}.get(args.status) or (
+        (args.status,) if args.status else None
+    )
+    if args.request_type is not None:
+        known = [r.id for r in ctx.site.rights]
+        if args.request_type not in known:
+            raise ValueError(f"there is no request type {args.request_type!r}; "
+                             f"the types are {', '.join(known)}")
+    records = store.list_requests(statuses=statuses, request_type=args.request_type)
+    if not records:
+        print("No requests match." if statuses or args.request_type else "No requests yet.")
+    else:
+        _print_table(records, ctx)
+        print(f"{_count(len(records), 'request')}.")
+    listed = {r.reference for r in records}
+    failed = [(ref, m) for ref, m in store.failed_messages() if ref in listed]
+    if failed:
+        print()
+        print("Failed deliveries: these were NOT sent. Act on them by hand "
+              f"(`{PROG} show REF` has the details).")
+        rows = [(ref, m.kind, str(m.attempts), _line(m.last_error or "", 100))
+                for ref, m in failed]
+        _print_rows(("REFERENCE", "KIND", "TRIES", "REASON"), rows)
+    return 0
+
+
+def _show(store: Store, args: argparse.Namespace, ctx: _Context) -> int:
+    record = store.get(args.reference)
+    if record is None:
+        raise UnknownRequest(args.reference)
+    right = ctx.site.right(record.request_type)
+    label = right.label.get(ctx.site.staff_language, right.id) if right else "?"
+    article = f"GDPR {right.article}" if right else "GDPR ?"
+    due = record.due_at.isoformat() + ("  OVERDUE" if record.overdue(ctx.today) else "")
+    extended = f"extended by {record.extended_months} of at most {MAX_EXTENSION_MONTHS} " \
+               "further months" if record.extended_months else "not extended"
+    facts = [
+        ("Reference", record.reference),
+        ("Request", f"{record.request_type} ({article}): {label}"),
+        ("Status", record.status),
+        ("Name", _line(record.name)),
+        ("E-mail", _line(record.email)),
+        ("Phone", _line(record.phone or "-")),
+        ("Order number", _line(record.order_number or "-")),
+        ("Language", record.language),
+        ("Policy version", f"{record.policy_version} ({record.policy_language})"),
+        ("Policy SHA-256", record.policy_sha256),
+        ("Policy text", policy_url(record, ctx.site, ctx.settings)),
+        ("Policy shown", _iso(record.policy_viewed_at)),
+        ("Submitted", _iso(record.submitted_at)),
+        ("Verified", _iso(record.verified_at) if record.verified_at else "not yet"),
+        ("Due", due),
+        ("First month ends", f"{record.first_month_due.isoformat()} ({extended})"),
+    ]
+    if record.closed_at is not None:
+        facts.append(("Closed", f"{_iso(record.closed_at)}, {record.status}"))
+    width = max(len(name) for name, _ in facts) + 2
+    for name, value in facts:
+        print(f"{name + ':':<{width}}{value}")
+    print("Details:")
+    print(_block(record.details, "  > "))
+    if record.close_reason:
+        print("Reason given on closing:")
+        print(_block(record.close_reason, "  "))
+
+    print()
+    print("History (append-only):")
+    _print_rows(("TIME", "EVENT", "DETAIL"),
+                [(_iso(e.at), e.kind, _line(_detail(e.detail), 120))
+                 for e in store.events(record.reference)])
+
+    print()
+    messages = store.messages(record.reference)
+    if not messages:
+        print("Messages: none.")
+        return 0
+    print("Messages:")
+    rows = []
+    for m in messages:
+        if m.status == "sent" and m.sent_at is not None:
+            note = f"sent {_iso(m.sent_at)}"
+        elif m.status == "pending":
+            note = f"next try {_iso(m.next_attempt_at)}"
+        else:
+            note = "NOT SENT"
+        rows.append((m.kind, m.status, str(m.attempts), note, m.message_id))
+    _print_rows(("KIND", "STATUS", "TRIES", "WHEN", "MESSAGE-ID"), rows)
+    for m in messages:
+        if m.last_error:
+            print(f"  last error of {m.kind}: {_line(m.last_error)}")
+    return 0
+
+
+def _overdue(store: Store, args: argparse.Namespace, ctx: _Context) -> int:
+    records = store.overdue(ctx.today, args.within)
+    if args.within is None:
+        heading = f"overdue on {ctx.today.isoformat()}"
+    else:
+        until = ctx.today + dt.timedelta(days=args.within)
+        heading = f"overdue or due by {until.isoformat()}"
+    if not records:
+        print(f"No open request is {heading}.")
+        return 0
+    print(f"{_count(len(records), 'open request')} {heading}:")
+    _print_table(records, ctx)
+    return 0
+
+
+def _extend(store: Store, args: argparse.Namespace, ctx: _Context) -> int:
+    record = store.extend(args.reference, args.months, args.reason, ctx.now)
+    print(f"{record.reference}: the answer is now due {record.due_at.isoformat()} "
+          f"(extended by {record.extended_months} of at most {MAX_EXTENSION_MONTHS} further "
+          f"months). The customer will be e-mailed the new date and your reason "
+          f"(language: {record.language}).")
+    return 0
+
+
+def _close(store: Store, args: argparse.Namespace, ctx: _Context) -> int:
+    record = store.close_request(args.reference, args.outcome, args.reason, ctx.now)
+    told = "your reason"
+    if record.status == REFUSED:
+        authority = ctx.site.authority.get("name", {}).get(ctx.site.default_language, "")
+        told = (f"your reasons, their right to complain to the {authority} "
+                "and to seek a judicial remedy")
+    print(f"{record.reference}: closed as {record.status}. The customer will be e-mailed "
+          f"{told} (language: {record.language}).")
+    return 0
+
+
+def _export(store: Store, args: argparse.Namespace, ctx: _Context) -> int:
+    records = store.list_requests()
+    extensions = store.events_by_reference("extended")
+    entries = [_register_entry(r, extensions.get(r.reference, []), ctx) for r in records]
+    if args.format == "json":
+        text = json.dumps(
+            {"exported_at": _iso(ctx.now), "requests": entries}, ensure_ascii=False, indent=2
+        ) + "\n"
+    else:
+        text = _csv(entries)
+    if args.output is None:
+        sys.stdout.write(text)
+        return 0
+    # The register holds personal data: readable by its owner only (GDPR Art. 32).
+    fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # also when the file was already there, with wider rights
+    with open(fd, "w", encoding="utf-8", newline="") as out:
+        out.write(text)
+    print(f"Wrote {_count(len(entries), 'request')} to {args.output}.")
+    return 0
+
+
+# -- the register -----------------------------------------------------------
+
+
+REGISTER_FIELDS = (
+    "reference", "request_type", "article", "status", "outcome",
+    "name", "email", "phone", "order_number", "language", "details",
+    "policy_version", "policy_language", "policy_sha256", "policy_url", "policy_viewed_at",
+    "submitted_at", "verified_at", "original_due_at", "extended_months", "extensions",
+    "due_at", "overdue", "closed_at", "close_reason",
+)
+
+
+def _register_entry(
+    record: RequestRecord, extensions: list[Event], ctx: _Context
+) -> dict[str, Any]:
+    right = ctx.site.right(record.request_type)
+    entry: dict[str, Any] = {
+        "reference": record.reference,
+        "request_type": record.request_type,
+        "article": right.article if right else None,
+        "status": record.status,
+        "outcome": record.status if record.status in CLOSED else None,
+        "name": record.name,
+        "email": record.email,
+        "phone": record.phone,
+        "order_number": record.order_number,
+        "language": record.language,
+        "details": record.details,
+        "policy_version": record.policy_version,
+        "policy_language": record.policy_language,
+        "policy_sha256": record.policy_sha256,
+        "policy_url": policy_url(record, ctx.site, ctx.settings),
+        "policy_viewed_at": _iso(record.policy_viewed_at),
+        "submitted_at": _iso(record.submitted_at),
+        "verified_at": _iso(record.verified_at) if record.verified_at else None,
+        "original_due_at": record.first_month_due.isoformat(),
+        "extended_months": record.extended_months,
+        "extensions": [
+            {"at": _iso(e.at), "months": (e.detail or {}).get("months"),
+             "due_at": (e.detail or {}).get("due_at"), "reason": (e.detail or {}).get("reason")}
+            for e in extensions
+        ],
+        "due_at": record.due_at.isoformat(),
+        "overdue": record.overdue(ctx.today),
+        "closed_at": _iso(record.closed_at) if record.closed_at else None,
+        "close_reason": record.close_reason,
+    }
+    return entry
+
+
+def _csv(entries: Iterable[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")  # RFC 4180
+    writer.writerow(REGISTER_FIELDS)
+    for entry in entries:
+        row = dict(entry)
+        row["extensions"] = " | ".join(
+            f"{e['at']}: +{e['months']} until {e['due_at']}: {e['reason']}"
+            for e in entry["extensions"]
+        )
+        for name in _FREE_TEXT:
+            row[name] = _cell(row[name])
+        writer.writerow(["" if row[n] is None else row[n] for n in REGISTER_FIELDS])
+    return buffer.getvalue()
+
+
+def _cell(value: str | None) -> str | None:
+    """Typed text, made inert for spreadsheets and terminals.
+
+    A leading ' stops a formula; control characters (but line breaks and tabs)
+    become U+FFFD. The JSON export keeps the exact text.
+    """
+    if not value:
+        return value
+    value = value.replace("\r\n", "\n")
+    value = _UNSAFE.sub(lambda m: m[0] if m[0] in "\n\t" else "\ufffd", value)
+    return "'" + value if value.startswith(_FORMULA_START) else value
+
+
+# -- printing ---------------------------------------------------------------
+
+
+def _print_table(records: list[RequestRecord], ctx: _Context) -> None:
+    rows = [
+        (
+            r.reference,
+            r.request_type,
+            r.status,
+            r.submitted_at.astimezone(RIGA).strftime("%Y-%m-%d %H:%M"),
+            r.due_at.isoformat() + (" OVERDUE" if r.overdue(ctx.today) else ""),
+            r.language,
+        )
+        for r in records
+    ]
+    _print_rows(("REFERENCE", "TYPE", "STATUS", "SUBMITTED", "DUE", "LANG"), rows)
+
+
+def _print_rows(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
+    for row in (header, *rows):
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _iso(moment: dt.datetime) -> str:
+    """Riga time with its offset: exact, and what the ticket e-mail shows."""
+    return moment.astimezone(RIGA).isoformat(timespec="seconds")
+
+
+def _line(text: str, limit: int | None = None) -> str:
+    """Text on one line, with every control character replaced; cut to `limit`."""
+    flat = " ".join(_UNSAFE.sub(" ", text).split())
+    if limit is not None and len(flat) > limit:
+        return flat[: limit - 1] + "…"
+    return flat
+
+
+def _block(text: str, prefix: str) -> str:
+    """Multi-line text, each line prefixed, with every control character replaced."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\t", "    ")
+    lines = text.strip("\n").split("\n")
+    return "\n".join(f"{prefix}{_UNSAFE.sub('?', line)}".rstrip() for line in lines)
+
+
+def _detail(detail: dict[str, Any] | None) -> str:
+    if not detail:
+        return ""
+    return ", ".join(f"{key}={value}" for key, value in detail.items())
