@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 from pathlib import Path
 
@@ -29,3 +30,18 @@ def edit(path: Path, old: str, new: str) -> None:
     text = path.read_text(encoding="utf-8")
     assert old in text, f"{old!r} not in {path}"
     path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def release(root: Path, version: str, effective: dt.date,
+            changes: dict[str, tuple[str, str, str]], sealed_on: dt.date) -> Site:
+    """new-version, edit each language (lang -> (old, new, summary)), and seal."""
+    from site_config.new_version import new_version, seal
+
+    site = site_of(root)
+    new_version(site, version, effective)
+    for lang, (old, new, summary) in changes.items():
+        index = site.content_dir / lang / "index.md"
+        edit(index, old, new)
+        edit(index, 'summary: "TODO: one sentence on what changed"', f"summary: {summary}")
+    seal(site, sealed_on)
+    return site

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 from browser import axe_violations, chromium, static_server
-from site_tree import copy_project, edit, site_of
+from site_tree import copy_project, release
 
 from site_config.build_site import build_site
-from site_config.new_version import new_version, seal
 
 pytestmark = pytest.mark.browser
 
@@ -31,16 +30,10 @@ PAGES = [
 def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A two-version site (1.1 upcoming) built on 2026-11-27, served on loopback."""
     root = copy_project(tmp_path_factory.mktemp("a11y"))
-    site = site_of(root)
-    new_version(site, "1.1", dt.date(2026, 12, 31))
-    for lang, old, new, summary in (
-        ("lv", "Pasta serveriem.", "Kurjeriem.", "Pasta serveri aizstāti ar kurjeriem."),
-        ("en", "Mail servers.", "Couriers.", "Mail servers replaced by couriers."),
-    ):
-        index = site.content_dir / lang / "index.md"
-        edit(index, old, new)
-        edit(index, 'summary: "TODO: one sentence on what changed"', f"summary: {summary}")
-    seal(site, dt.date(2026, 11, 27))
+    release(root, "1.1", dt.date(2026, 12, 31), {
+        "lv": ("Pasta serveriem.", "Kurjeriem.", "Pasta serveri aizstāti ar kurjeriem."),
+        "en": ("Mail servers.", "Couriers.", "Mail servers replaced by couriers."),
+    }, sealed_on=dt.date(2026, 11, 27))
     out = build_site(root, root / "site", dt.date(2026, 11, 27))
     with static_server(out) as url:
         yield url

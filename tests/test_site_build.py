@@ -9,26 +9,19 @@ import re
 from pathlib import Path
 
 import pytest
-from site_tree import copy_project, edit, site_of
+from site_tree import copy_project, edit, release, site_of
 
 from site_config.build_site import BuildError, build_site
-from site_config.new_version import new_version, seal
 
 
 @pytest.fixture(scope="module")
 def two_version_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A project with 1.0 in force and 1.1 taking effect on 2026-12-31, built on 2026-11-27."""
     root = copy_project(tmp_path_factory.mktemp("project"))
-    site = site_of(root)
-    new_version(site, "1.1", dt.date(2026, 12, 31))
-    for lang, old, new, summary in (
-        ("lv", "Pasta serveriem.", "Pasta serveriem un kurjeriem.", "Pievienoti kurjeri."),
-        ("en", "Mail servers.", "Mail servers and couriers.", "Couriers added."),
-    ):
-        index = site.content_dir / lang / "index.md"
-        edit(index, old, new)
-        edit(index, 'summary: "TODO: one sentence on what changed"', f"summary: {summary}")
-    seal(site, dt.date(2026, 11, 27))
+    release(root, "1.1", dt.date(2026, 12, 31), {
+        "lv": ("Pasta serveriem.", "Pasta serveriem un kurjeriem.", "Pievienoti kurjeri."),
+        "en": ("Mail servers.", "Mail servers and couriers.", "Couriers added."),
+    }, sealed_on=dt.date(2026, 11, 27))
     build_site(root, root / "site", dt.date(2026, 11, 27))
     return root
 
