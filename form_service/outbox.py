@@ -14,7 +14,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import case, or_, select, update
 from sqlalchemy.orm import Session
 
 from form_service.models import OutboxMessage, Request
@@ -86,6 +86,9 @@ def enqueue(
     return row
 
 
+_VERIFY_LAST = case((OutboxMessage.kind == "verify", 1), else_=0)
+
+
 def claim(
     session: Session, owner: str, *, limit: int, now: dt.datetime, lease: dt.timedelta
 ) -> list[tuple[OutboxMessage, Request]]:
@@ -102,7 +105,10 @@ def claim(
             OutboxMessage.next_attempt_at <= now,
             or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until <= now),
         )
-        .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+        # Messages about verified requests (tickets, receipts, answers) go before
+        # verification e-mails, so that a flood of unconfirmed submissions never
+        # delays a real customer's ticket; within each, oldest first.
+        .order_by(_VERIFY_LAST, OutboxMessage.next_attempt_at, OutboxMessage.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
     ).all()
@@ -123,7 +129,7 @@ def claim(
     rows = session.scalars(
         select(OutboxMessage)
         .where(OutboxMessage.id.in_(ids))
-        .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+        .order_by(_VERIFY_LAST, OutboxMessage.next_attempt_at, OutboxMessage.id)
         .execution_options(populate_existing=True)
     ).all()
     requests = {

@@ -19,7 +19,7 @@ from typing import cast
 
 from limits import RateLimitItem, parse
 from limits.aio.storage import Storage as AsyncStorage
-from limits.aio.strategies import MovingWindowRateLimiter
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.errors import StorageError
 from limits.storage import storage_from_string
 
@@ -63,7 +63,12 @@ def _async_uri(uri: str) -> str:
 
 
 class Limiter:
-    """Counts hits in a moving window, so a burst at a window's edge gets no double quota."""
+    """Counts hits in a sliding window, so a burst at a window's edge gets no double quota.
+
+    The sliding-window counter keeps two numbers per key, where a moving window
+    keeps every hit for the whole window (5/day per e-mail address: a day of
+    hits) and its in-memory store sweeps every key after hits (bench/form_load.py).
+    """
 
     def __init__(self, storage_uri: str, limits: RateLimits) -> None:
         uri = _async_uri(storage_uri)
@@ -71,7 +76,7 @@ class Limiter:
         if "redis" in uri.split("://", 1)[0]:
             options["key_prefix"] = limits.key_prefix
         self.storage = cast(AsyncStorage, storage_from_string(uri, **options))
-        self.strategy = MovingWindowRateLimiter(self.storage)
+        self.strategy = SlidingWindowCounterRateLimiter(self.storage)
         self.per_ip = parse(limits.per_ip)
         self.per_email = parse(limits.per_email)
 

@@ -86,3 +86,18 @@ def test_claims_come_in_batches_oldest_first(store: Store) -> None:
     first = store.claim_messages("a", limit=3, now=now, lease=LEASE)
     second = store.claim_messages("b", limit=3, now=now, lease=LEASE)
     assert [d.record.reference for d in first + second] == references
+
+
+def test_messages_of_verified_requests_go_before_verification_emails(store: Store) -> None:
+    """A backlog of verification e-mails never delays a verified request's ticket and receipt."""
+    waiting = [
+        store.create_request(new_request(submitted_at=T0 + dt.timedelta(seconds=i)))[0]
+        for i in range(5)
+    ]
+    store.claim_messages("a", limit=1, now=T0 + dt.timedelta(seconds=10), lease=LEASE)  # the first
+    store.verify(waiting[0].reference, T0 + dt.timedelta(seconds=20))
+    claimed = store.claim_messages("b", limit=3, now=T0 + dt.timedelta(minutes=1), lease=LEASE)
+    assert [(d.kind, d.record.reference) for d in claimed] == [
+        ("ticket", waiting[0].reference), ("ack", waiting[0].reference),
+        ("verify", waiting[1].reference),
+    ]
