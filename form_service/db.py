@@ -30,13 +30,17 @@ def create(database_url: str) -> Engine:
     if "connect_timeout" not in url.query:
         # /healthz must answer quickly when the server is gone, not after the OS's TCP timeout.
         connect_args["connect_timeout"] = 5
-    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+    return create_engine(
+        url, pool_pre_ping=True, connect_args=connect_args, hide_parameters=True
+    )
 
 
 def _sqlite_engine(url: URL) -> Engine:
     if url.database and url.database != ":memory:" and not url.database.startswith("file:"):
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url)
+    # hide_parameters: a failed INSERT's message would otherwise carry the customer's
+    # name, e-mail and words into the log (GDPR Art. 5(1)(f), integrity and confidentiality).
+    engine = create_engine(url, hide_parameters=True)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

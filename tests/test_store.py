@@ -306,3 +306,18 @@ def test_concurrent_extensions_never_exceed_two_months(store: Store) -> None:
     assert sorted(together(4, extend)) == ["ok", "refused", "refused", "refused"]
     assert store.get(record.reference).extended_months == 2  # type: ignore[union-attr]
     assert [m.kind for m in store.messages(record.reference)].count("extend") == 1
+
+
+def test_database_errors_never_carry_customer_data(store: Store) -> None:
+    """A failed write's message names the statement but not its bound values.
+
+    (PostgreSQL's own DETAIL line may still quote a failing row; that is the server's.)
+    """
+    record, _ = store.create_request(new_request(name="Slepens Vārds"))
+    statement = text("INSERT INTO requests (reference, name, email) VALUES (:ref, :name, :email)")
+    with store._write() as session, pytest.raises(IntegrityError) as caught:
+        session.execute(statement, {"ref": record.reference, "name": "Slepens Vārds",
+                                    "email": "slepens@example.lv"})
+    message = str(caught.value)
+    assert "INSERT INTO requests" in message
+    assert "[parameters: " not in message and "parameters hidden" in message
