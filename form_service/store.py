@@ -77,22 +77,11 @@ class NewRequest:
 
 
 @dataclass(frozen=True)
-class RequestRecord:
+class RequestRecord(NewRequest):
+    """A stored request: what was submitted, and what the service made of it."""
+
     id: int
     reference: str
-    submission_id: str
-    request_type: str
-    name: str
-    email: str
-    phone: str | None
-    order_number: str | None
-    details: str
-    language: str
-    policy_version: str
-    policy_sha256: str
-    policy_language: str
-    policy_viewed_at: dt.datetime
-    submitted_at: dt.datetime
     verified_at: dt.datetime | None
     due_at: dt.date
     status: str
