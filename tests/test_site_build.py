@@ -152,6 +152,9 @@ def test_upcoming_version_becomes_current_on_its_day(two_version_site: Path,
     assert "Versija 1.1, spēkā no 31.12.2026." in html and "kurjeriem" in html
     assert "policy-banner" not in html
     assert json.loads((out / "versions.json").read_text())["current"] == "1.1"
+    archived = (out / "en" / "versions" / "1.0" / "index.html").read_text("utf-8")
+    assert "This is archived version 1.0; it is no longer in force." in archived
+    assert 'href="/en/">Read the version in force</a>' in archived
 
 
 def test_no_request_to_any_other_host(two_version_site: Path) -> None:
