@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous.encoding import base64_decode, base64_encode
 
 
 class TokenError(Exception):
@@ -23,7 +24,23 @@ def make_token(secret: str, purpose: str, payload: dict[str, Any]) -> str:
     return URLSafeTimedSerializer(secret, salt=purpose).dumps(payload)
 
 
+def _is_canonical(token: str) -> bool:
+    """True when the signature is spelt the one way its bytes encode.
+
+    Unpadded base64 of a 20-byte HMAC leaves two spare bits in the last
+    character, so up to four spellings decode to the same signature. Only the
+    spelling we issued is accepted, so a token has exactly one valid form.
+    """
+    _, _, signature = token.rpartition(".")
+    try:
+        return base64_encode(base64_decode(signature)).decode("ascii") == signature
+    except (BadSignature, UnicodeError, ValueError):
+        return False
+
+
 def read_token(secret: str, purpose: str, token: str, max_age_seconds: int) -> dict[str, Any]:
+    if not _is_canonical(token):
+        raise TokenError(purpose)
     serializer = URLSafeTimedSerializer(secret, salt=purpose)
     try:
         payload = serializer.loads(token, max_age=max_age_seconds)
