@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadData, BadSignature, SignatureExpired, URLSafeTimedSerializer
 from itsdangerous.encoding import base64_decode, base64_encode
 
 
@@ -34,7 +34,7 @@ def _is_canonical(token: str) -> bool:
     _, _, signature = token.rpartition(".")
     try:
         return base64_encode(base64_decode(signature)).decode("ascii") == signature
-    except (BadSignature, UnicodeError, ValueError):
+    except (BadData, UnicodeError, ValueError):
         return False
 
 

@@ -54,3 +54,9 @@ def test_every_other_spelling_of_a_token_is_refused(position: int) -> None:
             read_token(SECRET, "form", spoilt, 60)
         refused += 1
     assert refused == len(B64) - 1
+
+
+@pytest.mark.parametrize("garbage", ["", ".", "a.b.c", "x" * 5, "é.ü", "abc.def.ghijk", "..=="])
+def test_garbage_is_a_token_error_not_a_crash(garbage: str) -> None:
+    with pytest.raises(TokenError):
+        read_token(SECRET, "form", garbage, 60)
