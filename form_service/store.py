@@ -40,6 +40,8 @@ STATUSES = (UNVERIFIED, *OPEN, *CLOSED)
 MAX_EXTENSION_MONTHS = 2
 # 40 random bits make a collision rare; a few tries make failure astronomically so.
 _REFERENCE_TRIES = 5
+# At most this many new requests share one transaction (bounds the time a batch holds the lock).
+_GROUP_MAX = 64
 
 
 class StoreError(Exception):
@@ -121,6 +123,16 @@ _NEW_FIELDS = tuple(f.name for f in fields(NewRequest))
 _RECORD_FIELDS = tuple(f.name for f in fields(RequestRecord))
 
 
+@dataclass(eq=False)
+class _Pending:
+    """A new request on its way into the database, and what became of it."""
+
+    new: NewRequest
+    result: tuple[RequestRecord, bool] | None = None
+    error: BaseException | None = None
+    done: bool = False
+
+
 def to_record(row: Request) -> RequestRecord:
     return RequestRecord(**{name: getattr(row, name) for name in _RECORD_FIELDS})
 
@@ -145,9 +157,15 @@ class Store:
         # SQLite has one writer at a time. Writers of this process queue on a lock
         # instead of all polling SQLite's busy handler, which made the tail latency
         # under load (bench/form_load.py); other processes still meet BEGIN IMMEDIATE.
+        sqlite = self._engine.dialect.name == "sqlite"
         self._write_lock: contextlib.AbstractContextManager[Any] = (
-            threading.Lock() if self._engine.dialect.name == "sqlite" else contextlib.nullcontext()
+            threading.Lock() if sqlite else contextlib.nullcontext()
         )
+        # New requests waiting for the write lock (group commit, SQLite only:
+        # PostgreSQL commits concurrent transactions side by side).
+        self._group_commit = sqlite
+        self._queue: list[_Pending] = []
+        self._queue_lock = threading.Lock()
         # Message-IDs end in the controller's own domain (RFC 5322 3.6.4: globally unique).
         self._domain = message_domain or load_site().controller_email.rpartition("@")[2]
         # With a helpdesk webhook, a verified request is also queued as a "webhook" call.
@@ -181,16 +199,58 @@ class Store:
     # -- requests -----------------------------------------------------------
 
     def create_request(self, new: NewRequest) -> tuple[RequestRecord, bool]:
-        """Store a request and its "verify" e-mail; the same submission_id again is a no-op."""
+        """Store a request and its "verify" e-mail; the same submission_id again is a no-op.
+
+        Returns only once the request is committed: the caller may then show the
+        reference (DESIGN, "stored durably before the customer sees a reference").
+        """
         _aware("submitted_at", new.submitted_at)
         _aware("policy_viewed_at", new.policy_viewed_at)
+        pending = _Pending(new)
+        if not self._group_commit:
+            self._store_batch([pending])
+        else:
+            # Group commit (SQLite): whoever holds the write lock stores every
+            # submission queued meanwhile in one transaction, so one fsync covers
+            # them all; the others find theirs done when the lock comes to them.
+            with self._queue_lock:
+                self._queue.append(pending)
+            with self._write_lock:
+                if not pending.done:
+                    with self._queue_lock:
+                        batch, self._queue = self._queue[:_GROUP_MAX], self._queue[_GROUP_MAX:]
+                    self._store_batch(batch)
+        if pending.error is not None:
+            raise pending.error
+        assert pending.result is not None
+        return pending.result
+
+    def _store_batch(self, batch: list[_Pending]) -> None:
+        """One transaction for the batch, a savepoint for each request in it.
+
+        A request that fails alone (its savepoint rolled back) does not take the
+        others with it; a failed commit fails them all, and none is acknowledged.
+        """
+        try:
+            with self._writes.begin() as session:
+                for pending in batch:
+                    try:
+                        pending.result = self._insert(session, pending.new)
+                    except Exception as exc:  # raised to its own caller, below
+                        pending.error = exc
+        except BaseException as exc:
+            for pending in batch:
+                pending.result, pending.error = None, pending.error or exc
+        finally:
+            # Each caller, the one that ran the batch included, raises its own error.
+            for pending in batch:
+                pending.done = True
+
+    def _insert(self, session: Session, new: NewRequest) -> tuple[RequestRecord, bool]:
         for _ in range(_REFERENCE_TRIES):
             reference = new_reference()
             try:
-                with self._write() as session:
-                    existing = self._by_submission(session, new.submission_id)
-                    if existing is not None:
-                        return existing, False
+                with session.begin_nested():
                     # GDPR Art. 12(3): the month runs from receipt, i.e. submission.
                     due = due_date(new.submitted_at)
                     row = Request(
@@ -206,16 +266,16 @@ class Store:
                     session.flush()
                     _event(session, row, "created", new.submitted_at, {"type": new.request_type})
                     outbox.enqueue(session, row, "verify", domain=self._domain, at=new.submitted_at)
-                    record = to_record(row)
-                return record, True
+                    session.flush()
+                    return to_record(row), True
             except IntegrityError:
-                # Another thread or instance stored the same submission first (its
-                # unique constraint fired), or, rarely, the new reference was taken.
-                with self._reads.begin() as session:
-                    existing = self._by_submission(session, new.submission_id)
-                    taken = session.scalar(select(Request.id).where(Request.reference == reference))
+                # The same submission is stored already (a double click: by another
+                # thread or instance, or earlier in this batch), or, rarely, the new
+                # reference was taken. The unique indexes decide; we only look.
+                existing = self._by_submission(session, new.submission_id)
                 if existing is not None:
                     return existing, False
+                taken = session.scalar(select(Request.id).where(Request.reference == reference))
                 if taken is None:
                     raise
         raise StoreError(f"no free reference found in {_REFERENCE_TRIES} tries")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -321,3 +321,93 @@ def test_database_errors_never_carry_customer_data(store: Store) -> None:
     message = str(caught.value)
     assert "INSERT INTO requests" in message
     assert "[parameters: " not in message and "parameters hidden" in message
+
+
+# --- group commit (SQLite): requests that wait for the write lock share one transaction --
+
+
+def _queued_while_locked(store: Store, news: list[Any]) -> tuple[list[Any], int]:
+    """Create `news` in threads while the write lock is held, then let them go.
+
+    Returns each thread's result (or exception) and the number of commits made.
+    """
+    commits = 0
+
+    def count(_conn: Any) -> None:
+        nonlocal commits
+        commits += 1
+
+    sa.event.listen(store._engine, "commit", count)  # what the test observes
+
+    def create(new: Any) -> Any:
+        try:
+            return store.create_request(new)
+        except Exception as exc:  # the test compares what each caller got
+            return exc
+
+    with ThreadPoolExecutor(len(news)) as pool:
+        with store._write_lock:  # holds the queue back, as a busy writer would
+            futures = [pool.submit(create, new) for new in news]
+            while len(store._queue) < len(news):
+                threading.Event().wait(0.005)
+        results = [f.result(timeout=30) for f in futures]
+    sa.event.remove(store._engine, "commit", count)
+    return results, commits
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[Store]:
+    store = Store(f"sqlite:///{tmp_path / 'group.sqlite3'}")
+    store.migrate()
+    yield store
+    store.close()
+
+
+def test_waiting_requests_share_one_commit(sqlite_store: Store) -> None:
+    """Twenty requests queued behind a writer are stored by one commit, each as sent."""
+    news = [new_request(name=f"Klients {i}") for i in range(20)]
+    results, commits = _queued_while_locked(sqlite_store, news)
+    assert commits == 1
+    assert [created for _, created in results] == [True] * 20
+    assert len({record.reference for record, _ in results}) == 20
+    for new, (record, _) in zip(news, results, strict=True):
+        assert sqlite_store.get(record.reference) == record
+        assert record.name == new.name
+        assert [m.kind for m in sqlite_store.messages(record.reference)] == ["verify"]
+
+
+def test_a_double_click_inside_one_batch_makes_one_request(sqlite_store: Store) -> None:
+    """The same submission twice in one batch: one row, both callers get it."""
+    twice = new_request()
+    results, commits = _queued_while_locked(sqlite_store, [twice, new_request(), twice])
+    assert commits == 1
+    first, other, again = results
+    assert first[0] == again[0] and sorted([first[1], again[1]]) == [False, True]
+    assert other[1] is True
+    assert sum(sqlite_store.event_counts().values()) == 2
+
+
+def test_a_bad_request_fails_alone(sqlite_store: Store) -> None:
+    """A request the database refuses fails for its sender only; the rest are stored."""
+    news = [new_request(), new_request(name=None), new_request()]
+    results, commits = _queued_while_locked(sqlite_store, news)
+    assert commits == 1
+    assert isinstance(results[1], IntegrityError)
+    for record, created in (results[0], results[2]):
+        assert created and sqlite_store.get(record.reference) == record
+    assert sum(sqlite_store.event_counts().values()) == 2
+
+
+def test_a_failed_commit_acknowledges_nobody(sqlite_store: Store) -> None:
+    """When the batch's commit fails, every caller gets the error and nothing is stored."""
+
+    def fail(_conn: Any) -> None:
+        raise OSError("disk full")
+
+    sa.event.listen(sqlite_store._engine, "commit", fail)
+    results, _ = _queued_while_locked(sqlite_store, [new_request() for _ in range(5)])
+    sa.event.remove(sqlite_store._engine, "commit", fail)
+    assert all(isinstance(result, OSError) for result in results)
+    assert sqlite_store.event_counts() == {}
+    record, created = sqlite_store.create_request(new_request())
+    assert created and sqlite_store.get(record.reference) == record
