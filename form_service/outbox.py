@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import case, or_, select, update
+from sqlalchemy import case, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from form_service.models import OutboxMessage, Request
@@ -62,28 +62,41 @@ def message_id_for(reference: str, kind: str, domain: str, n: int = 1) -> str:
     return f"<{reference}.{kind}{suffix}@{domain}>"
 
 
+class RequestKeys(Protocol):
+    """What a message needs of its request: a Request row, or the keys of one just inserted."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def reference(self) -> str: ...
+
+
 def enqueue(
     session: Session,
-    request: Request,
+    request: RequestKeys,
     kind: str,
     *,
     domain: str,
     at: dt.datetime,
     payload: dict[str, Any] | None = None,
     n: int = 1,
-) -> OutboxMessage:
-    row = OutboxMessage(
-        request_id=request.id,
-        kind=kind,
-        message_id=message_id_for(request.reference, kind, domain, n),
-        status=PENDING,
-        attempts=0,
-        next_attempt_at=at,
-        created_at=at,
-        payload=payload,
-    )
-    session.add(row)
-    return row
+) -> None:
+    """Queue one message of `request` in the caller's transaction.
+
+    A plain INSERT, not an ORM object: nothing reads the new row back in this
+    transaction, and the ORM's unit of work cost more than the row itself.
+    """
+    session.execute(insert(OutboxMessage.__table__), {
+        "request_id": request.id,
+        "kind": kind,
+        "message_id": message_id_for(request.reference, kind, domain, n),
+        "status": PENDING,
+        "attempts": 0,
+        "next_attempt_at": at,
+        "created_at": at,
+        "payload": payload,
+    })
 
 
 _VERIFY_LAST = case((OutboxMessage.kind == "verify", 1), else_=0)
