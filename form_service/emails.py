@@ -20,6 +20,7 @@ from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
+from pathlib import Path
 from typing import Any
 
 from form_service.deadlines import RIGA
@@ -273,15 +274,33 @@ def _effective(site: Site, lang: str, version: str) -> dt.date | None:
     """The effective date of a version: from its archive file, or the working copy."""
     working_copy = site.content_dir / lang / "index.md"
     for path in (archive_path(site.content_dir, lang, version), working_copy):
-        if not path.is_file():
-            continue
-        try:
-            text = read_policy_file(path, lang)
-        except (VersionError, OSError, UnicodeError):
-            continue
-        if text.id == version:
-            return text.effective
+        found = _version_of(path, lang)
+        if found is not None and found[0] == version:
+            return found[1]
     return None
+
+
+# (path, lang) -> (mtime_ns, size, (version, effective)): every e-mail names a policy
+# version, and parsing its front matter again for each one cost more than the rest of
+# the message (bench/form_load.py). A changed file has a new mtime or size.
+_versions_seen: dict[tuple[Path, str], tuple[int, int, tuple[str, dt.date] | None]] = {}
+
+
+def _version_of(path: Path, lang: str) -> tuple[str, dt.date] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    seen = _versions_seen.get((path, lang))
+    if seen is not None and seen[:2] == (stat.st_mtime_ns, stat.st_size):
+        return seen[2]
+    try:
+        text = read_policy_file(path, lang)
+        found: tuple[str, dt.date] | None = (text.id, text.effective)
+    except (VersionError, OSError, UnicodeError):
+        found = None
+    _versions_seen[(path, lang)] = (stat.st_mtime_ns, stat.st_size, found)
+    return found
 
 
 def _iso(moment: dt.datetime) -> str:

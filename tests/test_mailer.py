@@ -330,3 +330,16 @@ def test_ticket_json_holds_the_tickets_facts(settings: Settings) -> None:
     assert (ticket["submitted_at"], ticket["verified_at"], ticket["due_at"]) == (
         "2026-12-01T09:30:00+00:00", "2026-12-01T09:50:00+00:00", "2027-01-04"
     )
+
+
+def test_a_policy_file_edited_after_it_was_read_is_read_again(tmp_path: Path) -> None:
+    """The effective date in e-mails is cached per file, but never outlives an edit."""
+    from form_service.emails import _version_of
+
+    path = tmp_path / "index.md"
+    path.write_text('---\nversion: "1.0"\neffective: 2026-11-24\nsummary: "x"\n---\n# P\n')
+    assert _version_of(path, "lv") == ("1.0", dt.date(2026, 11, 24))
+    path.write_text('---\nversion: "1.1"\neffective: 2027-01-15\nsummary: "yy"\n---\n# P\n')
+    assert _version_of(path, "lv") == ("1.1", dt.date(2027, 1, 15))
+    path.unlink()
+    assert _version_of(path, "lv") is None
