@@ -25,6 +25,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from form_service import views
+from form_service.activity import Activity, TrackActivity
 from form_service.assets import load_site_look
 from form_service.context import WebContext
 from form_service.errors import ServerErrorPages, WebError, http_error_response, web_error_response
@@ -101,6 +102,7 @@ def create_app(
         today=(lambda: today) if today is not None else dt.date.today,
     )
     limits = rate_limits or RateLimits.from_env(os.environ if env is None else env)
+    activity = Activity()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -108,7 +110,7 @@ def create_app(
         active = Store.from_settings(settings) if store is None else store
         limiter = Limiter(settings.rate_limit_storage, limits)
         stop = asyncio.Event()
-        worker = _worker(active, settings, run_worker)
+        worker = _worker(active, settings, run_worker, activity)
         task = None
         try:
             await run_in_threadpool(active.migrate)
@@ -127,6 +129,7 @@ def create_app(
     app = Starlette(
         routes=_routes(web, serve_site),
         middleware=[
+            Middleware(TrackActivity, activity=activity),
             Middleware(SecurityHeaders, headers=security_headers(settings, look.script_hashes)),
             Middleware(ServerErrorPages, pages=pages),
             Middleware(BodyLimit, pages=pages),
@@ -146,11 +149,13 @@ class _IdleWorker:
         pass
 
 
-def _worker(store: Store, settings: Settings, run: bool) -> Any:
+def _worker(store: Store, settings: Settings, run: bool, activity: Activity) -> Any:
     if not run:
         return _IdleWorker()
     from form_service.worker import Worker
 
     # The default owner (host:pid:random) is unique even for two workers in one
     # process; the lease decides how soon a dead worker's messages are taken over.
-    return Worker(store, settings, lease=dt.timedelta(seconds=settings.outbox_lease_seconds))
+    # It gives way to the customers this process is serving (activity.py).
+    return Worker(store, settings, lease=dt.timedelta(seconds=settings.outbox_lease_seconds),
+                  activity=activity)

@@ -15,10 +15,12 @@ import datetime as dt
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Callable
 
 from form_service import webhook
+from form_service.activity import Activity
 from form_service.emails import MessageError, render, ticket_json
 from form_service.mailer import (
     DeliveryError,
@@ -66,6 +68,9 @@ class Worker:
         retry_cap: dt.timedelta = dt.timedelta(hours=6),
         purge_every: dt.timedelta | None = dt.timedelta(hours=1),
         clock: Callable[[], dt.datetime] = _utcnow,
+        activity: Activity | None = None,
+        quiet: float = 0.05,
+        max_defer: float = 5.0,
     ) -> None:
         self.owner = owner or default_owner()
         self._store = store
@@ -84,6 +89,12 @@ class Worker:
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._next_purge: dt.datetime | None = None
+        # Give way to customers' requests (activity.py): wait for `quiet` seconds
+        # without a request, but never longer than `max_defer` since the work began.
+        self._activity = activity
+        self._quiet = quiet
+        self._max_defer = max_defer
+        self._deferring_since: float | None = None
 
     def wake(self) -> None:
         """Send what is due now instead of at the next poll; callable from any thread."""
@@ -105,6 +116,7 @@ class Worker:
             self._wake.clear()
             handled = 0
             try:
+                await self._give_way(stop)
                 await self._purge_if_due()
                 handled = await self.run_once()
                 failures = 0
@@ -113,8 +125,24 @@ class Worker:
                 log.exception("worker %s: a round failed (%d in a row)", self.owner, failures)
             if handled >= self._batch_size:
                 continue  # a full batch: more are probably waiting
+            self._deferring_since = None  # caught up: the next work may wait again
             delay = min(30.0, self._poll_interval * 2 ** min(failures, 10))
             await self._idle(stop, delay)
+
+    async def _give_way(self, stop: asyncio.Event) -> None:
+        """Wait while customers are being served, up to max_defer since the work began."""
+        if self._activity is None:
+            return
+        now = time.monotonic()
+        if self._deferring_since is None:
+            self._deferring_since = now
+        deadline = self._deferring_since + self._max_defer
+        while not stop.is_set() and now < deadline:
+            quiet = self._activity.quiet_for()
+            if quiet >= self._quiet:
+                return
+            await asyncio.sleep(min(self._quiet - quiet, deadline - now))
+            now = time.monotonic()
 
     async def _idle(self, stop: asyncio.Event, delay: float) -> None:
         waits = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())}
