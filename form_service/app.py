@@ -145,7 +145,7 @@ def create_app(
 class _IdleWorker:
     """Stands in for the worker when it is not run here (another process delivers)."""
 
-    def wake(self) -> None:
+    def wake(self, *, urgent: bool = False) -> None:
         pass
 
 

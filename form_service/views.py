@@ -276,7 +276,8 @@ async def verify(request: Request) -> Response:
             raise LinkExpired(lang=lang)
         record, newly = result
         if newly:
-            request.state.worker.wake()
+            # The ticket to staff and the acknowledgement: sent without giving way.
+            request.state.worker.wake(urgent=True)
         template_key = "verified" if newly else "already"
     else:
         template_key = "already"

@@ -95,9 +95,17 @@ class Worker:
         self._quiet = quiet
         self._max_defer = max_defer
         self._deferring_since: float | None = None
+        self._urgent = False
 
-    def wake(self) -> None:
-        """Send what is due now instead of at the next poll; callable from any thread."""
+    def wake(self, *, urgent: bool = False) -> None:
+        """Send what is due now instead of at the next poll; callable from any thread.
+
+        `urgent`: do not give way to customers this time. A verified request's
+        ticket is what staff act on, within the Art. 12(3) month, and the customer
+        who clicked the link is waiting for the acknowledgement.
+        """
+        if urgent:
+            self._urgent = True
         loop = self._loop
         try:
             running = asyncio.get_running_loop()
@@ -117,6 +125,7 @@ class Worker:
             handled = 0
             try:
                 await self._give_way(stop)
+                self._urgent = False
                 await self._purge_if_due()
                 handled = await self.run_once()
                 failures = 0
@@ -137,7 +146,7 @@ class Worker:
         if self._deferring_since is None:
             self._deferring_since = now
         deadline = self._deferring_since + self._max_defer
-        while not stop.is_set() and now < deadline:
+        while not stop.is_set() and now < deadline and not self._urgent:
             quiet = self._activity.quiet_for()
             if quiet >= self._quiet:
                 return

@@ -60,7 +60,7 @@ def _sent(settings: Settings) -> int:
 
 
 async def _run_worker_while(busy: bool, store: Store, settings: Settings, *,
-                            max_defer: float) -> float:
+                            max_defer: float, urgent: bool = False) -> float:
     """Seconds from a new request to its e-mail, with a customer request held open or not."""
     activity = Activity()
     worker = Worker(store, settings, owner="w", poll_interval=60, activity=activity,
@@ -73,7 +73,7 @@ async def _run_worker_while(busy: bool, store: Store, settings: Settings, *,
     now = dt.datetime.now(dt.UTC)
     await asyncio.to_thread(store.create_request, new_request(submitted_at=now))
     started = time.monotonic()
-    worker.wake()
+    worker.wake(urgent=urgent)
     while _sent(settings) == 0 and time.monotonic() - started < 20:
         await asyncio.sleep(0.02)
     took = time.monotonic() - started
@@ -93,3 +93,10 @@ def test_a_busy_service_sends_after_at_most_max_defer(store: Store, settings: Se
     took = asyncio.run(_run_worker_while(True, store, settings, max_defer=1.5))
     assert _sent(settings) == 1
     assert 1.5 <= took < 6
+
+
+def test_an_urgent_wake_does_not_give_way(store: Store, settings: Settings) -> None:
+    """A verified request's ticket goes out at once, even while customers are served."""
+    took = asyncio.run(_run_worker_while(True, store, settings, max_defer=5.0, urgent=True))
+    assert _sent(settings) == 1
+    assert took < 2.5
