@@ -40,6 +40,7 @@ def serve(args: argparse.Namespace) -> int:
 
     from form_service.app import create_app
     from form_service.assets import AssetsError
+    from form_service.logs import uvicorn_log_config
     from site_config.build_site import build_site
 
     try:
@@ -61,5 +62,5 @@ def serve(args: argparse.Namespace) -> int:
     # proxy_headers=False: X-Forwarded-For is read by the app itself, and believed
     # only from POLICY_TRUSTED_PROXIES (ratelimit.client_address).
     uvicorn.run(app, host=args.host, port=args.port, proxy_headers=False,
-                server_header=False, log_level="info")
+                server_header=False, log_level="info", log_config=uvicorn_log_config())
     return 0

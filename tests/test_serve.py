@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx2 as httpx
 import pytest
-from web_support import ROOT, SECRET, built_site
+from web_support import ROOT, SECRET, built_site, verify_link
 
 
 def _free_port() -> int:
@@ -41,8 +41,10 @@ def _command(port: int) -> list[str]:
 
 
 @contextmanager
-def _server(env: dict[str, str]) -> Iterator[str]:
-    """Run `policy-site serve` until /healthz answers; stop it with Ctrl+C afterwards."""
+def _server(env: dict[str, str], logs: list[str] | None = None) -> Iterator[str]:
+    """Run `policy-site serve` until /healthz answers; stop it with Ctrl+C afterwards.
+
+    `logs` receives everything the server printed, once it has stopped."""
     port = _free_port()
     process = subprocess.Popen(_command(port), env=env, cwd=ROOT, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
@@ -66,13 +68,16 @@ def _server(env: dict[str, str]) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             output = process.communicate()[0]
+        if logs is not None:
+            logs.append(output)
     assert process.returncode == 0, output
     assert "Traceback" not in output, output
 
 
 def test_serve_runs_the_site_and_the_form(tmp_path: Path) -> None:
     """One process serves the policy pages, the form (a full submission) and our 404 page."""
-    with _server(_env(tmp_path)) as base, httpx.Client(base_url=base) as client:
+    logs: list[str] = []
+    with _server(_env(tmp_path), logs) as base, httpx.Client(base_url=base) as client:
         home = client.get("/")
         assert home.status_code == 200 and "konfidencialitātes politika" in home.text
         assert "content-security-policy" in home.headers
@@ -85,13 +90,23 @@ def test_serve_runs_the_site_and_the_form(tmp_path: Path) -> None:
             "details": "Please send me my data.",
         })
         assert response.status_code == 303
-        assert client.get(response.headers["location"]).status_code == 200
+        confirmation = response.headers["location"]
+        assert client.get(confirmation).status_code == 200
+        reference = re.search(r"PO-[0-9A-Z]{4}-[0-9A-Z]{4}", client.get(confirmation).text)[0]
+        link = verify_link(reference)
+        assert client.get(link).status_code == 200
         missing = client.get("/no/such/page/")
         assert missing.status_code == 404 and "Lapa nav atrasta" in missing.text
         assert missing.headers["x-content-type-options"] == "nosniff"
         assert "server" not in response.headers
     # The worker ran in the same process: the verification e-mail is in the Maildir.
     assert list((tmp_path / "var" / "maildir" / "new").iterdir())
+    # The access log shows the requests, but neither link's token (form_service/logs.py).
+    [output] = logs
+    assert '"GET /request/verify/… HTTP/1.1" 200' in output
+    assert '"GET /en/request/sent/… HTTP/1.1" 200' in output
+    for token in (link.rsplit("/", 1)[1], confirmation.rsplit("/", 1)[1]):
+        assert token not in output
 
 
 def test_serve_builds_the_site_when_it_is_missing(tmp_path: Path) -> None:
