@@ -289,6 +289,11 @@ class Store:
                     raise
         raise StoreError(f"no free reference found in {_REFERENCE_TRIES} tries")
 
+    def find_submission(self, submission_id: str) -> RequestRecord | None:
+        """The request stored for this form's one-time submission id, if any."""
+        with self._reads.begin() as session:
+            return self._by_submission(session, submission_id)
+
     @staticmethod
     def _by_submission(session: Session, submission_id: str) -> RequestRecord | None:
         row = session.scalar(select(Request).where(Request.submission_id == submission_id))

@@ -20,7 +20,7 @@ from wtforms import Form
 
 from form_service.context import WebContext, web_context
 from form_service.deadlines import due_date
-from form_service.errors import LinkExpired, LinkNotFound
+from form_service.errors import LinkExpired, LinkNotFound, RateLimited
 from form_service.forms import HONEYPOT, MAX_LENGTH, first_errors, make_form, text_fields
 from form_service.i18n import language_of_path, texts_of
 from form_service.pages import NO_STORE
@@ -207,7 +207,16 @@ async def _submit(request: Request, web: WebContext, lang: str) -> Response:
         )
     assert payload is not None
 
-    await request.state.limiter.hit_email(form.email.data)
+    try:
+        await request.state.limiter.hit_email(form.email.data)
+    except RateLimited:
+        # A form sent again after it was stored (a double click, a reload) is answered
+        # with its confirmation, not refused: it sends no second e-mail.
+        stored = await run_in_threadpool(request.state.store.find_submission, payload["sid"])
+        if stored is None:
+            raise
+        url = _confirm_url(web, lang, stored.reference, stored.due_at)
+        return RedirectResponse(url, status_code=303, headers=NO_STORE)
     new = NewRequest(
         submission_id=payload["sid"],
         request_type=form.request_type.data,

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 from starlette.testclient import TestClient
-from web_support import client_for, count_requests, make_settings, open_form
+from web_support import client_for, confirmation, count_requests, make_settings, open_form
 
 from form_service.ratelimit import Limiter, RateLimits, client_address, parse_proxies
 from form_service.settings import SettingsError
@@ -186,3 +186,19 @@ def test_unreachable_redis_lets_requests_through(
     with client_for(settings) as client:
         assert _post(client) == 303
     assert "Rate-limit storage unavailable" in caplog.text
+
+
+def test_a_stored_form_sent_again_at_the_limit_gets_its_confirmation(tmp_path: Path) -> None:
+    """A double click at the per-address limit is answered with the first confirmation."""
+    settings = make_settings(tmp_path)
+    limits = RateLimits(per_ip="100/hour", per_email="1/hour")
+    with client_for(settings, rate_limits=limits) as client:
+        form = open_form(client)
+        first = client.post("/request/", data=form.fields(email="anna@example.lv"))
+        again = client.post("/request/", data=form.fields(email="anna@example.lv"))
+        assert (first.status_code, again.status_code) == (303, 303)
+        # The same reference and due date (the signed link itself has its own time).
+        assert confirmation(again.headers["location"]) == confirmation(first.headers["location"])
+        # A new submission from the same address is still limited.
+        assert _post(client, email="anna@example.lv") == 429
+    assert count_requests(settings) == 1
