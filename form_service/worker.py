@@ -125,9 +125,9 @@ class Worker:
             handled = 0
             try:
                 await self._give_way(stop)
-                self._urgent = False
+                urgent, self._urgent = self._urgent, False
                 await self._purge_if_due()
-                handled = await self.run_once()
+                handled = await self.run_once(stop, urgent=urgent)
                 failures = 0
             except Exception:  # the database is down, say: keep the task alive
                 failures += 1
@@ -162,8 +162,13 @@ class Worker:
                 task.cancel()
             await asyncio.gather(*waits, return_exceptions=True)
 
-    async def run_once(self) -> int:
-        """Claim one batch of due messages, try each once; return how many were claimed."""
+    async def run_once(self, stop: asyncio.Event | None = None, *, urgent: bool = False) -> int:
+        """Claim one batch of due messages, try each once; return how many were claimed.
+
+        With `stop` (from run()), the batch also gives way between its messages,
+        unless the round is `urgent`: a customer arriving mid-batch is not kept
+        waiting for the rest of it.
+        """
         deliveries = await asyncio.to_thread(
             self._store.claim_messages,
             self.owner,
@@ -175,7 +180,9 @@ class Worker:
             return 0
         outage: DeliveryError | None = None
         try:
-            for delivery in deliveries:
+            for n, delivery in enumerate(deliveries):
+                if n and stop is not None and not urgent:
+                    await self._give_way(stop)
                 if delivery.kind == WEBHOOK:
                     await self._settle(delivery, await self._call_webhook(delivery))
                     continue

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
+from pathlib import Path
 
 from delivery_support import new_request
 from starlette.applications import Starlette
@@ -14,6 +15,8 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from form_service.activity import Activity, TrackActivity
+from form_service.emails import Outgoing
+from form_service.mailer import MaildirMailer
 from form_service.settings import Settings
 from form_service.store import Store
 from form_service.worker import Worker
@@ -100,3 +103,45 @@ def test_an_urgent_wake_does_not_give_way(store: Store, settings: Settings) -> N
     took = asyncio.run(_run_worker_while(True, store, settings, max_defer=5.0, urgent=True))
     assert _sent(settings) == 1
     assert took < 2.5
+
+
+class CustomerArrivesAfterFirst(MaildirMailer):
+    """The real Maildir delivery; after the first message, a customer's request begins."""
+
+    def __init__(self, path: Path, activity: Activity) -> None:
+        super().__init__(path)
+        self.activity = activity
+
+    async def send(self, outgoing: Outgoing) -> None:
+        await super().send(outgoing)
+        if self.activity.in_flight == 0:
+            self.activity.begin()
+
+
+def test_a_batch_gives_way_between_its_messages(store: Store, settings: Settings) -> None:
+    """A customer arriving mid-batch pauses the rest of it until the request ends."""
+    activity = Activity()
+    mailer = CustomerArrivesAfterFirst(settings.maildir, activity)
+    worker = Worker(store, settings, owner="w", poll_interval=60, activity=activity,
+                    quiet=0.05, max_defer=30.0, mailer=mailer)
+    now = dt.datetime.now(dt.UTC)
+    for _ in range(3):
+        store.create_request(new_request(submitted_at=now))
+
+    async def scenario() -> tuple[int, int]:
+        stop = asyncio.Event()
+        task = asyncio.create_task(worker.run(stop))
+        while _sent(settings) == 0:
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.5)
+        during = _sent(settings)
+        activity.end()  # the customer has their page
+        for _ in range(200):
+            if _sent(settings) == 3:
+                break
+            await asyncio.sleep(0.02)
+        stop.set()
+        await asyncio.wait_for(task, 5)
+        return during, _sent(settings)
+
+    assert asyncio.run(scenario()) == (1, 3)
