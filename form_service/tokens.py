@@ -6,6 +6,7 @@ another (a form token can never verify an e-mail address).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from itsdangerous import BadData, BadSignature, SignatureExpired, URLSafeTimedSerializer
@@ -20,8 +21,15 @@ class TokenExpired(TokenError):
     """Raised when a genuine token is older than it may be."""
 
 
+@functools.lru_cache(maxsize=32)
+def _serializer(secret: str, purpose: str) -> URLSafeTimedSerializer:
+    # Made once per key and purpose: building one costs more than a token (every
+    # submission reads two and makes one; bench/form_load.py).
+    return URLSafeTimedSerializer(secret, salt=purpose)
+
+
 def make_token(secret: str, purpose: str, payload: dict[str, Any]) -> str:
-    return URLSafeTimedSerializer(secret, salt=purpose).dumps(payload)
+    return _serializer(secret, purpose).dumps(payload)
 
 
 def _is_canonical(token: str) -> bool:
@@ -41,7 +49,7 @@ def _is_canonical(token: str) -> bool:
 def read_token(secret: str, purpose: str, token: str, max_age_seconds: int) -> dict[str, Any]:
     if not _is_canonical(token):
         raise TokenError(purpose)
-    serializer = URLSafeTimedSerializer(secret, salt=purpose)
+    serializer = _serializer(secret, purpose)
     try:
         payload = serializer.loads(token, max_age=max_age_seconds)
     except SignatureExpired:
