@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,29 @@ TEMPLATES = Path(__file__).parent / "templates"
 NO_STORE = {"Cache-Control": "no-store"}
 
 
+class LruCache:
+    """A small least-recently-used map (used on the event loop only: no lock)."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: OrderedDict[Any, str] = OrderedDict()
+
+    def get(self, key: Any) -> str | None:
+        value = self._items.get(key)
+        if value is not None:
+            self._items.move_to_end(key)
+        return value
+
+    def put(self, key: Any, value: str) -> None:
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self._size:
+            self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
 class Pages:
     def __init__(self, site: Site, look: SiteLook, params: Mapping[str, Any]) -> None:
         self.site = site
@@ -36,6 +60,8 @@ class Pages:
             trim_blocks=True,
             lstrip_blocks=True,
         )
+        # Blank form pages by address and version (views._render_form).
+        self.blank_forms = LruCache(128)
 
     def _switcher(self, scope: Scope, lang: str) -> list[dict[str, str]]:
         """The language switcher: the same page and query in every language."""
@@ -61,9 +87,26 @@ class Pages:
         headers: Mapping[str, str] | None = None,
         twin: bool = True,
     ) -> HTMLResponse:
+        html = self.html(scope, template, context, lang=lang, twin=twin)
+        return self.response(html, status=status, headers=headers)
+
+    @staticmethod
+    def response(html: str, *, status: int = 200,
+                 headers: Mapping[str, str] | None = None) -> HTMLResponse:
+        return HTMLResponse(html, status_code=status, headers={**NO_STORE, **(headers or {})})
+
+    def html(
+        self,
+        scope: Scope,
+        template: str,
+        context: Mapping[str, Any],
+        *,
+        lang: str | None = None,
+        twin: bool = True,
+    ) -> str:
         lang = lang or language_of_path(self.site, scope.get("path", "/"))
         texts = texts_of(self.site, lang)
-        html = self.env.get_template(template).render(
+        return self.env.get_template(template).render(
             lang=lang,
             t=texts,
             site_name=self.look.site_names.get(lang, ""),
@@ -73,7 +116,6 @@ class Pages:
             languages=self._switcher(scope, lang) if twin else [],
             **context,
         )
-        return HTMLResponse(html, status_code=status, headers={**NO_STORE, **(headers or {})})
 
     def error(
         self,

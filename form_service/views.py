@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import secrets
 import uuid
 from typing import Any
 
@@ -120,8 +121,9 @@ def _render_form(
     token: str | None = None,
     notice: str | None = None,
     status: int = 200,
+    blank: bool = False,
 ) -> Response:
-    texts = texts_of(web.site, lang)
+    """The form page. `blank`: a new, unfilled form, whose page is cached (below)."""
     if token is not None and token_payload is not None:
         text = web.policy.find(token_payload["lang"], token_payload["v"])
         assert text is not None  # _read_form_token checked it
@@ -129,9 +131,39 @@ def _render_form(
         text = web.policy.choose(lang, request.query_params.get("v"), web.today())
         token = _new_form_token(web, text, lang)
     cookie = csrf_cookie_value(request, web.settings)
+    csrf_value = csrf_field_value(web.settings, cookie)
+    if blank:
+        # Everyone who opens the form gets the same page but for the two tokens:
+        # it is rendered once per address and version, and the tokens put in.
+        key = (lang, form.request_type.data, text.id, request.url.path, request.url.query)
+        html = web.pages.blank_forms.get(key)
+        if html is None:
+            context = _form_context(request, web, lang, form, text, notice, _CSRF_SLOT, _TOKEN_SLOT)
+            html = web.pages.html(request.scope, "form.html", context)
+            web.pages.blank_forms.put(key, html)
+        html = html.replace(_CSRF_SLOT, csrf_value).replace(_TOKEN_SLOT, token)
+    else:
+        context = _form_context(request, web, lang, form, text, notice, csrf_value, token)
+        html = web.pages.html(request.scope, "form.html", context)
+    response = web.pages.response(html, status=status)
+    set_csrf_cookie(response, web.settings, cookie)
+    return response
+
+
+# Stand-ins for the tokens in a cached blank form: random per process, so that no
+# query string can spell them, and plain letters, so that escaping leaves them alone.
+_CSRF_SLOT = f"csrfslot{secrets.token_hex(12)}"
+_TOKEN_SLOT = f"tokenslot{secrets.token_hex(12)}"
+
+
+def _form_context(
+    request: Request, web: WebContext, lang: str, form: Form, text: PolicyText,
+    notice: str | None, csrf_value: str, token: str,
+) -> dict[str, Any]:
+    texts = texts_of(web.site, lang)
     errors = first_errors(form)
     before, _, after = texts["form_version_line"].partition("{link}")
-    context = {
+    return {
         "form": form,
         "errors": errors,
         "notice": texts[notice] if notice else None,
@@ -147,15 +179,12 @@ def _render_form(
         },
         "action": request.url.path + (f"?{request.url.query}" if request.url.query else ""),
         "csrf_field": CSRF_FIELD,
-        "csrf_value": csrf_field_value(web.settings, cookie),
+        "csrf_value": csrf_value,
         "form_token_field": FORM_TOKEN_FIELD,
         "form_token": token,
         "honeypot": HONEYPOT,
         "max_length": MAX_LENGTH,
     }
-    response = web.pages.render(request.scope, "form.html", context, status=status)
-    set_csrf_cookie(response, web.settings, cookie)
-    return response
 
 
 async def request_form(request: Request) -> Response:
@@ -166,7 +195,7 @@ async def request_form(request: Request) -> Response:
     wanted = request.query_params.get("type")
     chosen = wanted if web.site.right(wanted or "") else None
     form = make_form(web.site, lang, data={"request_type": chosen})
-    return _render_form(request, web, lang, form)
+    return _render_form(request, web, lang, form, blank=True)
 
 
 def _confirm_url(web: WebContext, lang: str, reference: str, due: dt.date) -> str:

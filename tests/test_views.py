@@ -12,6 +12,7 @@ import pytest
 from starlette.testclient import TestClient
 from web_support import (
     SECRET,
+    FormPage,
     client_for,
     confirmation,
     count_requests,
@@ -77,6 +78,27 @@ def test_type_query_preselects_the_right(client: TestClient) -> None:
     assert re.search(r'value="erasure"\s+aria-describedby="[^"]+" checked>', page)
     assert page.count(" checked>") == 1
     assert " checked>" not in client.get("/en/request/?type=everything").text
+
+
+def test_blank_form_is_rendered_once_and_gets_fresh_tokens(client: TestClient) -> None:
+    """The blank page is cached per address and version; each visitor gets their own tokens."""
+    from form_service import views
+
+    pages = client.app.state.pages  # type: ignore[attr-defined]
+    first = open_form(client, "/en/request/?type=access")
+    second = open_form(client, "/en/request/?type=access")
+    assert len(pages.blank_forms) == 1
+    assert first.form_token != second.form_token
+    assert read_token(SECRET, "form", second.form_token, 60)["lang"] == "en"
+
+    def without_tokens(page: FormPage) -> str:
+        return page.html.replace(page.form_token, "").replace(page.csrf, "")
+
+    assert without_tokens(first) == without_tokens(second)
+    for slot in (views._CSRF_SLOT, views._TOKEN_SLOT):
+        assert slot not in first.html
+    latvian = client.get("/request/?type=access").text
+    assert len(pages.blank_forms) == 2 and 'lang="lv"' in latvian
 
 
 def test_version_query_names_a_real_version_or_falls_back(client: TestClient) -> None:
