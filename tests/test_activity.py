@@ -131,8 +131,11 @@ def test_a_batch_gives_way_between_its_messages(store: Store, settings: Settings
     async def scenario() -> tuple[int, int]:
         stop = asyncio.Event()
         task = asyncio.create_task(worker.run(stop))
+        waited = 0.0
         while _sent(settings) == 0:
+            assert waited < 20, "the first e-mail was never sent"
             await asyncio.sleep(0.02)
+            waited += 0.02
         await asyncio.sleep(0.5)
         during = _sent(settings)
         activity.end()  # the customer has their page

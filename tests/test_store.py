@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -348,7 +349,9 @@ def _queued_while_locked(store: Store, news: list[Any]) -> tuple[list[Any], int]
     with ThreadPoolExecutor(len(news)) as pool:
         with store._write_lock:  # holds the queue back, as a busy writer would
             futures = [pool.submit(create, new) for new in news]
+            deadline = time.monotonic() + 20
             while len(store._queue) < len(news):
+                assert time.monotonic() < deadline, "the requests never queued up"
                 threading.Event().wait(0.005)
         results = [f.result(timeout=30) for f in futures]
     sa.event.remove(store._engine, "commit", count)
