@@ -921,6 +921,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0 if ok else 1
 
 
+def print_table(header: str, rows: Sequence[str]) -> None:
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        print(row)
+
+
+def print_profiles(prefix: Path, titles: Sequence[tuple[str, str]]) -> None:
+    """The hot spots of each profile a profiled server wrote (`prefix` + suffix)."""
+    for suffix, title in titles:
+        path = Path(f"{prefix}{suffix}")
+        print()
+        print(f"== {title}")
+        print(hot_spots(path) if path.is_file() else f"  (no {path.name} was written)")
+
+
 def report(summaries: dict[tuple[str, int], Summary], levels: list[int], kinds: list[str],
            elapsed: float) -> bool:
     print()
@@ -937,20 +953,17 @@ def report(summaries: dict[tuple[str, int], Summary], levels: list[int], kinds: 
               f"{'peak RSS MiB':>13} "
               f"{'errors':>6} "
               f"{'mail backlog':>12} {'mail s':>7} {'w/ mail/s':>9}")
-    print(header)
-    print("-" * len(header))
-    for level in levels:
-        for kind in kinds:
-            s = summaries.get((kind, level))
-            if s is None:
-                continue
-            print(f"{level:>7}  {kind:<12} {_fmt(s.rate):>8} {_fmt(s.p50, '.2f'):>8} "
-                  f"{_fmt(s.p99, '.2f'):>8} {_fmt(s.get_p50, '.2f'):>8} "
-                  f"{_fmt(s.get_p99, '.2f'):>8} {_fmt(s.cpu_ms, '.2f'):>10} "
-                  f"{_fmt(s.client_cpu_ms, '.2f'):>10} {_fmt(s.rss):>13} "
-                  f"{s.errors:>6} "
-                  f"{_fmt(s.backlog, '.0f'):>12} {_fmt(s.drain_s, '.2f'):>7} "
-                  f"{_fmt(s.with_mail_rate):>9}")
+    print_table(header, [
+        f"{level:>7}  {kind:<12} {_fmt(s.rate):>8} {_fmt(s.p50, '.2f'):>8} "
+        f"{_fmt(s.p99, '.2f'):>8} {_fmt(s.get_p50, '.2f'):>8} "
+        f"{_fmt(s.get_p99, '.2f'):>8} {_fmt(s.cpu_ms, '.2f'):>10} "
+        f"{_fmt(s.client_cpu_ms, '.2f'):>10} {_fmt(s.rss):>13} "
+        f"{s.errors:>6} "
+        f"{_fmt(s.backlog, '.0f'):>12} {_fmt(s.drain_s, '.2f'):>7} "
+        f"{_fmt(s.with_mail_rate):>9}"
+        for level in levels for kind in kinds
+        if (s := summaries.get((kind, level))) is not None
+    ])
     print()
     ok = True
     errors = sum(s.errors for s in summaries.values())
@@ -1002,16 +1015,13 @@ def report_open(summaries: dict[tuple[str, float], Summary], rates: list[float],
           "free connection included. Medians over the runs.")
     header = (f"{'offered/s':>9}  {'kind':<12} {'done/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
               f"{'CPU ms/req':>10} {'errors':>6} {'mail s':>7}")
-    print(header)
-    print("-" * len(header))
-    for rate in rates:
-        for kind in kinds:
-            s = summaries.get((kind, rate))
-            if s is None:
-                continue
-            print(f"{rate:>9g}  {kind:<12} {_fmt(s.rate):>8} {_fmt(s.p50, '.2f'):>8} "
-                  f"{_fmt(s.p99, '.2f'):>8} {_fmt(s.cpu_ms, '.2f'):>10} {s.errors:>6} "
-                  f"{_fmt(s.drain_s, '.2f'):>7}")
+    print_table(header, [
+        f"{rate:>9g}  {kind:<12} {_fmt(s.rate):>8} {_fmt(s.p50, '.2f'):>8} "
+        f"{_fmt(s.p99, '.2f'):>8} {_fmt(s.cpu_ms, '.2f'):>10} {s.errors:>6} "
+        f"{_fmt(s.drain_s, '.2f'):>7}"
+        for rate in rates for kind in kinds
+        if (s := summaries.get((kind, rate))) is not None
+    ])
     print()
     for rate in rates:
         s = summaries.get((TARGET_KIND, rate))
@@ -1031,17 +1041,11 @@ def profile_service(level: int, count: int, warmup: int, time_limit: float, work
     prefix = profile_dir / f"service-c{level}"
     r = one_run(TARGET_KIND, level, count, warmup, time_limit, workdir, profile=prefix)
     print_run(r)
-    for suffix, title in ((".main.prof", "main thread: the event loop, every request's "
-                           "async code"),
-                          (".threads.prof", "worker threads: run_in_threadpool (database), "
-                           "asyncio.to_thread (the mail worker's database and rendering)")):
-        path = Path(f"{prefix}{suffix}")
-        print()
-        print(f"== {title}")
-        if path.is_file():
-            print(hot_spots(path))
-        else:
-            print(f"  (no {path.name} was written)")
+    print_profiles(prefix, (
+        (".main.prof", "main thread: the event loop, every request's async code"),
+        (".threads.prof", "worker threads: run_in_threadpool (database), "
+                          "asyncio.to_thread (the mail worker's database and rendering)"),
+    ))
 
 
 if __name__ == "__main__":

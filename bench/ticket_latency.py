@@ -47,9 +47,9 @@ from form_load import (  # the benchmark's own helpers, beside this file
     REFERENCE,
     count_rows,
     free_port,
-    hot_spots,
     new_client,
     percentile,
+    print_profiles,
     start_service,
     submission,
 )
@@ -363,14 +363,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args, workdir, min(args.time_limit, args.profile_seconds), profile=prefix,
                 verbose=False)
             report(samples, problems, bg, info, args)
-            for suffix, title in ((".main.prof", "main thread: event loop, requests and the "
-                                   "mail worker's async code (SMTP)"),
-                                  (".threads.prof", "worker threads: database calls and "
-                                   "e-mail rendering")):
-                path = Path(f"{prefix}{suffix}")
-                print()
-                print(f"== {title}")
-                print(hot_spots(path) if path.is_file() else f"  (no {path.name} was written)")
+            print_profiles(prefix, (
+                (".main.prof", "main thread: event loop, requests and the mail worker's "
+                               "async code (SMTP)"),
+                (".threads.prof", "worker threads: database calls and e-mail rendering"),
+            ))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return 0 if ok else 1
