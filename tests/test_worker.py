@@ -78,7 +78,8 @@ def test_outage_then_recovery(store: Store, smtp_settings: Settings,
     """With the SMTP server down, messages wait and back off; after it returns each arrives once."""
     clock = Clock(T0)
     worker = Worker(store, smtp_settings, owner="w", clock=clock)
-    references = [store.create_request(new_request())[0].reference for _ in range(3)]
+    references = [store.create_request(new_request(email=f"janis{i}@example.lv"))[0].reference
+                  for i in range(3)]
     smtp_server.stop()
     assert drain(worker) == 3
     for reference in references:
