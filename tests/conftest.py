@@ -70,7 +70,7 @@ def settings(tmp_path: Path) -> Settings:
     return load_settings({
         "POLICY_VAR_DIR": str(tmp_path / "var"),
         "POLICY_BASE_URL": "https://privatums.pulkstenu-outlets.lv",
-        "POLICY_SECRET_KEY": "test-secret-key",
+        "POLICY_SECRET_KEY": "test-secret-key-for-the-storage-and-delivery-tests",
         "POLICY_STAFF_EMAIL": "Privātuma komanda <privacy-team@pulkstenu-outlets.lv>",
         "POLICY_MAIL_FROM": "privacy@pulkstenu-outlets.lv",
     })

@@ -35,7 +35,7 @@ class LiveService:
             "POLICY_VAR_DIR": str(var_dir),
             "POLICY_SITE_DIR": str(site_dir),
             "POLICY_BASE_URL": self.base_url,
-            "POLICY_SECRET_KEY": "live-service-test-secret-key-0123456789",
+            "POLICY_SECRET_KEY": "live-service-test-secret-key-0123456789-abcdefghij",
             "POLICY_STAFF_EMAIL": "staff@pulkstenu-outlets.lv",
             "POLICY_MAIL_FROM": "privacy@pulkstenu-outlets.lv",
             "POLICY_RATE_LIMIT_PER_IP": "100000/hour",

@@ -24,7 +24,8 @@ def _submit_forever(base_url: str, shown: list[str], stop: threading.Event, n: i
     while not stop.is_set():
         i += 1
         try:
-            with httpx2.Client(base_url=base_url, timeout=5) as client:
+            with httpx2.Client(base_url=base_url, timeout=5,
+                               headers={"Origin": base_url}) as client:
                 form = client.get("/en/request/?type=access")
                 fields = {m["name"]: m["value"] for m in HIDDEN.finditer(form.text)}
                 fields.update(name=f"Client {n}-{i}", email=f"c{n}-{i}@example.lv",

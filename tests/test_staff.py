@@ -69,7 +69,7 @@ def staff(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         "POLICY_DATABASE_URL": database_url,
         "POLICY_VAR_DIR": str(tmp_path / "var"),
         "POLICY_BASE_URL": "https://privatums.pulkstenu-outlets.lv",
-        "POLICY_SECRET_KEY": "test-secret-key",
+        "POLICY_SECRET_KEY": "test-secret-key-for-the-storage-and-delivery-tests",
         "POLICY_STAFF_EMAIL": "privacy-team@pulkstenu-outlets.lv",
         "POLICY_MAIL_FROM": "privacy@pulkstenu-outlets.lv",
     }.items():

@@ -15,7 +15,7 @@ from form_service.worker import Worker
 
 async def main(database_url: str, smtp_url: str, owner: str, lease_seconds: float) -> None:
     settings = load_settings({
-        "POLICY_SECRET_KEY": "worker-process-test-key",
+        "POLICY_SECRET_KEY": "worker-process-test-key-long-enough-for-256-bits",
         "POLICY_SMTP_URL": smtp_url,
         "POLICY_DATABASE_URL": database_url,
         "POLICY_VAR_DIR": "/nonexistent-var",
