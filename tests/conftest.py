@@ -45,6 +45,16 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'var' / 'requests.sqlite3'}"
         return
+    yield from _pg_database()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database of this test alone (for what only PostgreSQL can show)."""
+    yield from _pg_database()
+
+
+def _pg_database() -> Iterator[str]:
     admin, user = _pg_admin()
     name = f"test_{uuid.uuid4().hex[:16]}"
     with admin:

@@ -153,6 +153,20 @@ def test_list_shows_every_request_and_filters(staff: Staff) -> None:
     assert listed("--status", "refused") == set()
 
 
+def test_a_discarded_request_is_not_listed_as_one_to_act_on(staff: Staff) -> None:
+    """A request the address's owner disowned ("I did not ask for this") is left out of the
+    list and of the overdue ones; only `--status discarded` shows it, for the record."""
+    kept = staff.request(40)
+    disowned = staff.request(40, verified=False)
+    assert staff.store.discard(disowned.reference, staff.now) is not None
+    code, out, _ = staff.run("list")
+    assert code == 0 and disowned.reference not in out and kept.reference in out
+    _, overdue, _ = staff.run("overdue")
+    assert disowned.reference not in overdue
+    _, out, _ = staff.run("list", "--status", "discarded")
+    assert disowned.reference in out
+
+
 def test_list_refuses_an_unknown_type(staff: Staff) -> None:
     """An unknown --type is one sentence naming the known types, exit status 1."""
     code, _, err = staff.run("list", "--type", "complaint")
