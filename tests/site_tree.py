@@ -6,9 +6,11 @@ import datetime as dt
 import shutil
 from pathlib import Path
 
-from site_config.facts import DEFAULT_ROOT, Site, load_site
+from site_config.facts import Site, load_site
 
-ROOT = DEFAULT_ROOT
+# The repository these tests belong to (the tests test their own project,
+# wherever the suite is started from).
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def copy_project(dest: Path) -> Path:
