@@ -12,7 +12,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from site_config.facts import DEFAULT_ROOT, FactsError, load_site
+from site_config.facts import FactsError, load_site
+from site_config.project import find_project, project_at
 
 
 def _date(value: str) -> dt.date:
@@ -112,7 +113,13 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="policy-site", description="The Pulksteņu Outlets privacy policy site and service."
     )
-    parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--project", type=Path, metavar="DIR",
+        help="the policy project to work on (default: the nearest folder from here upwards "
+             "that holds mkdocs.yml and site_config/)",
+    )
+    # The option's earlier, hidden name, still used by scripts written for it.
+    parser.add_argument("--root", type=Path, dest="project", help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(
@@ -159,6 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from site_config.versions import VersionError
 
     try:
+        args.root = project_at(args.project) if args.project else find_project()
         return int(args.func(args))
     except (BuildError, ReleaseError, FactsError, ValueError) as exc:
         print(f"policy-site {args.command}: {exc}", file=sys.stderr)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from site_tree import ROOT
 from smtp_server import SmtpServer
 
 from form_service.settings import Settings, load_settings
@@ -73,7 +74,7 @@ def settings(tmp_path: Path) -> Settings:
         "POLICY_SECRET_KEY": "test-secret-key",
         "POLICY_STAFF_EMAIL": "Privātuma komanda <privacy-team@pulkstenu-outlets.lv>",
         "POLICY_MAIL_FROM": "privacy@pulkstenu-outlets.lv",
-    })
+    }, root=ROOT)
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from site_tree import ROOT
 from starlette.testclient import TestClient
 from web_support import SECRET, client_for, confirmation, count_requests, make_settings
 from web_support import stored_request as stored
@@ -23,7 +24,7 @@ from web_support import stored_request as stored
 from form_service.security import csrf_field_value
 from form_service.settings import Settings
 from form_service.tokens import make_token
-from site_config.facts import DEFAULT_ROOT, load_site
+from site_config.facts import load_site
 from site_config.versions import load_versions
 
 pytestmark = pytest.mark.slow
@@ -35,8 +36,8 @@ FUZZ = settings(
                            HealthCheck.large_base_example],
 )
 COOKIE = "fuzz-cookie-value-" + "x" * 30
-RIGHTS = [right.id for right in load_site(DEFAULT_ROOT).rights]
-SHA = {lang: load_versions(DEFAULT_ROOT / "content", lang)[-1].sha256 for lang in ("lv", "en")}
+RIGHTS = [right.id for right in load_site(ROOT).rights]
+SHA = {lang: load_versions(ROOT / "content", lang)[-1].sha256 for lang in ("lv", "en")}
 SINGLE_LINE = ("name", "email", "phone", "order_number")
 
 
