@@ -41,6 +41,14 @@ def _pg_admin() -> tuple[psycopg.Connection, str]:
     )
 
 
+@pytest.fixture(autouse=True)
+def _not_in_a_github_job(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The suite tests the same output on GitHub Actions as anywhere: `policy-site check`
+    adds annotations and a job summary there. Tests of that mode set these themselves."""
+    for name in ("GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY", "GITHUB_WORKSPACE"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":

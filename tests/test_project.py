@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
 import sysconfig
 from pathlib import Path
 
-from site_tree import ROOT, copy_project, edit
+from site_tree import POLICY_SITE, ROOT, copy_project, edit, run_policy_site
 
-# The console script of the environment running the tests: the editable install.
-POLICY_SITE = Path(sys.executable).with_name("policy-site")
 B_MARK = "All versions and changes (clone B)"
 
 
 def _run(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", "POLICY_EDITOR_LANG": "en"}
-    env.pop("PYTHONPATH", None)
-    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    return run_policy_site(command[1:], cwd, program=Path(command[0]))
 
 
 def _clone_b(tmp_path: Path) -> Path:
