@@ -60,7 +60,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         outcome = texts["check_ok"].format(count=count)
     # GitHub Actions sets GITHUB_ACTIONS=true: there the editor reads annotations and
     # the job summary, not the log.
-    github = (args.format or "") == "github" or (
+    github = args.format == "github" or (
         args.format is None and os.environ.get("GITHUB_ACTIONS") == "true"
     )
     if github:
