@@ -179,7 +179,7 @@ def start_service(workdir: Path, *, profile: Path | None = None, timeout: float 
     var_dir = workdir / "var"
     var_dir.mkdir(parents=True, exist_ok=True)
     env = service_env(var_dir, base_url, **extra_env)
-    cli = ["--root", str(ROOT), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    cli = ["--project", str(ROOT), "serve", "--host", "127.0.0.1", "--port", str(port)]
     if profile is None:
         command = [sys.executable, "-m", "form_service.cli", *cli]
     else:

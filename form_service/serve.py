@@ -24,7 +24,7 @@ def _check_database(settings: Settings) -> str | None:
     from form_service.store import Store
 
     try:
-        store = Store(settings.database_url)
+        store = Store.from_settings(settings)
         try:
             store.migrate()
         finally:

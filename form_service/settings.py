@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from site_config.facts import DEFAULT_ROOT
+from site_config.project import find_project
 
 
 class SettingsError(Exception):
@@ -102,8 +102,10 @@ def _dev_secret(var_dir: Path) -> str:
     return key
 
 
-def load_settings(env: Mapping[str, str] | None = None, root: Path = DEFAULT_ROOT) -> Settings:
+def load_settings(env: Mapping[str, str] | None = None, root: Path | None = None) -> Settings:
+    """The settings of the project at `root` (default: the one where the process stands)."""
     env = os.environ if env is None else env
+    root = find_project() if root is None else Path(root).resolve()
     var_dir = Path(env.get("POLICY_VAR_DIR") or root / "var")
     base_url = (env.get("POLICY_BASE_URL") or "http://127.0.0.1:8000").rstrip("/")
     if not base_url.startswith(("http://", "https://")):

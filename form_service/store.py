@@ -13,6 +13,7 @@ import datetime as dt
 import threading
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, delete, func, insert, or_, select, update
@@ -28,6 +29,7 @@ from form_service.models import EventCount, OutboxMessage, Request, RequestEvent
 from form_service.outbox import Delivery, MessageState
 from form_service.references import new_reference, normalise_reference
 from site_config.facts import load_site
+from site_config.project import find_project
 
 if TYPE_CHECKING:
     from form_service.settings import Settings
@@ -165,6 +167,12 @@ class _Pending:
     done: bool = False
 
 
+def _project_domain(root: Path | None = None) -> str:
+    """The controller's e-mail domain, from the project at `root` or where the process stands."""
+    site = load_site(find_project() if root is None else root)
+    return site.controller_email.rpartition("@")[2]
+
+
 def to_record(row: Request) -> RequestRecord:
     return RequestRecord(**{name: getattr(row, name) for name in _RECORD_FIELDS})
 
@@ -198,8 +206,9 @@ class Store:
         self._group_commit = sqlite
         self._queue: list[_Pending] = []
         self._queue_lock = threading.Lock()
-        # Message-IDs end in the controller's own domain (RFC 5322 3.6.4: globally unique).
-        self._domain = message_domain or load_site().controller_email.rpartition("@")[2]
+        # Message-IDs end in the controller's own domain (RFC 5322 3.6.4: globally unique);
+        # without one given, the domain of the project where the process stands.
+        self._domain = message_domain or _project_domain()
         # With a helpdesk webhook, a verified request is also queued as a "webhook" call.
         self._webhook = webhook
 
@@ -211,8 +220,8 @@ class Store:
     @classmethod
     def from_settings(cls, settings: Settings) -> Store:
         """The store as the settings describe it: database, and whether a webhook is set."""
-        domain = load_site(settings.root).controller_email.rpartition("@")[2]
-        return cls(settings.database_url, message_domain=domain, webhook=bool(settings.webhook_url))
+        return cls(settings.database_url, message_domain=_project_domain(settings.root),
+                   webhook=bool(settings.webhook_url))
 
     def migrate(self) -> None:
         db.migrate(self._engine)

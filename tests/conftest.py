@@ -13,6 +13,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from site_tree import ROOT
 from smtp_server import SmtpServer
 
 from form_service.settings import Settings, load_settings
@@ -38,6 +39,14 @@ def _pg_admin() -> tuple[psycopg.Connection, str]:
         f"PostgreSQL is not reachable at {PG_HOST}:{PG_PORT} (database {PG_ADMIN_DB!r}, "
         f"users {', '.join(PG_USERS)}); start it with `make services`. " + " | ".join(errors)
     )
+
+
+@pytest.fixture(autouse=True)
+def _not_in_a_github_job(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The suite tests the same output on GitHub Actions as anywhere: `policy-site check`
+    adds annotations and a job summary there. Tests of that mode set these themselves."""
+    for name in ("GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY", "GITHUB_WORKSPACE"):
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -83,7 +92,7 @@ def settings(tmp_path: Path) -> Settings:
         "POLICY_SECRET_KEY": "test-secret-key-for-the-storage-and-delivery-tests",
         "POLICY_STAFF_EMAIL": "Privātuma komanda <privacy-team@pulkstenu-outlets.lv>",
         "POLICY_MAIL_FROM": "privacy@pulkstenu-outlets.lv",
-    })
+    }, root=ROOT)
 
 
 @pytest.fixture

@@ -9,11 +9,11 @@ from pathlib import Path
 import httpx2
 import pytest
 from live_service import HIDDEN, REFERENCE, LiveService
+from site_tree import ROOT
 from smtp_server import SmtpServer
 
 from form_service.store import Store
 from site_config.build_site import build_site
-from site_config.facts import DEFAULT_ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +42,7 @@ def test_acknowledged_requests_survive_sigkill(tmp_path: Path) -> None:
     """Every reference a client saw is stored after restart, and its e-mail is delivered."""
     smtp = SmtpServer()
     smtp.start()
-    site_dir = build_site(DEFAULT_ROOT, tmp_path / "site")
+    site_dir = build_site(ROOT, tmp_path / "site")
     # A short lease, so that the killed worker's claimed messages are taken over soon.
     live = LiveService(tmp_path / "var", site_dir, smtp.url, POLICY_OUTBOX_LEASE_SECONDS="3")
     live.start()

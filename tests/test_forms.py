@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 import wtforms
+from site_tree import ROOT
 from starlette.datastructures import ImmutableMultiDict as MultiDict
 
 from form_service.forms import MAX_LENGTH, first_errors, make_form
 from form_service.i18n import WTFORMS_TABLE, Translations, plural_category, texts_of
-from site_config.facts import DEFAULT_ROOT, load_site
+from site_config.facts import load_site
 
-SITE = load_site(DEFAULT_ROOT)
+SITE = load_site(ROOT)
 VALID = {
     "name": "Jānis Ozoliņš",
     "email": "janis@example.lv",

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from site_tree import ROOT
 from starlette.testclient import TestClient
 from web_support import SECRET, client_for, confirmation, count_requests, make_settings
 from web_support import stored_request as stored
@@ -26,7 +27,7 @@ from form_service.security import csrf_field_value, new_csrf_cookie
 from form_service.settings import Settings, load_settings
 from form_service.text import plain_text
 from form_service.tokens import make_token
-from site_config.facts import DEFAULT_ROOT, load_site
+from site_config.facts import load_site
 from site_config.versions import load_versions
 
 pytestmark = pytest.mark.slow
@@ -40,8 +41,8 @@ FUZZ = settings(
 # A cookie value as the service issues them (a nonce and its MAC under SECRET).
 COOKIE = new_csrf_cookie(load_settings({"POLICY_SECRET_KEY": SECRET,
                                         "POLICY_VAR_DIR": "/nonexistent-var"}))
-RIGHTS = [right.id for right in load_site(DEFAULT_ROOT).rights]
-SHA = {lang: load_versions(DEFAULT_ROOT / "content", lang)[-1].sha256 for lang in ("lv", "en")}
+RIGHTS = [right.id for right in load_site(ROOT).rights]
+SHA = {lang: load_versions(ROOT / "content", lang)[-1].sha256 for lang in ("lv", "en")}
 SINGLE_LINE = ("name", "email", "phone", "order_number")
 
 

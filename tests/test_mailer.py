@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 from delivery_support import SHA, T0
+from site_tree import ROOT
 from smtp_server import SmtpServer
 
 from form_service.emails import MessageError, Outgoing, render, ticket_json
@@ -30,7 +31,6 @@ from form_service.mailer import (
 from form_service.settings import Settings, SettingsError
 from form_service.store import RequestRecord
 from form_service.tokens import read_token
-from site_config.facts import DEFAULT_ROOT
 
 RECORD = RequestRecord(
     id=1, reference="PO-7K3M-9QXD", submission_id="s1", request_type="erasure",
@@ -252,7 +252,7 @@ def test_smtp_urls() -> None:
 
 def test_email_texts_have_the_same_keys_in_each_language() -> None:
     """email.lv.yml and email.en.yml define the same email_* texts."""
-    folder = Path(DEFAULT_ROOT) / "site_config" / "texts"
+    folder = ROOT / "site_config" / "texts"
     keys = [set(yaml.safe_load((folder / f"email.{lang}.yml").read_text("utf-8")))
             for lang in ("lv", "en")]
     assert keys[0] == keys[1]

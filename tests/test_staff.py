@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from delivery_support import SHA, new_request
+from site_tree import ROOT
 from smtp_server import Received, SmtpServer
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -85,7 +86,7 @@ def staff(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 def deliver(smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch) -> list[Received]:
     """Run the delivery worker (the service's) over the outbox once; return what arrived."""
     monkeypatch.setenv("POLICY_SMTP_URL", smtp_server.url)
-    settings = load_settings()
+    settings = load_settings(root=ROOT)
     store = Store.from_settings(settings)
 
     async def rounds() -> None:

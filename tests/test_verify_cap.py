@@ -54,7 +54,7 @@ def test_at_most_n_verification_e_mails_a_day_then_held_not_refused(
     that waited, the mailbox owner's own among them."""
     clock = Clock(T0)
     worker = Worker(store, smtp_settings, owner="w", clock=clock)
-    for i in range(3):
+    for _ in range(3):
         store.create_request(new_request(email="anna@example.lv", submitted_at=clock()))
         drain(worker)
         clock.advance(hours=1)
@@ -87,7 +87,7 @@ def test_another_mailbox_is_not_held_by_someone_elses_cap(
         store.create_request(new_request(email="victim@example.lv", submitted_at=clock()))
         drain(worker)
         clock.advance(minutes=1)
-    other, _ = store.create_request(new_request(email="janis@example.lv", submitted_at=clock()))
+    store.create_request(new_request(email="janis@example.lv", submitted_at=clock()))
     drain(worker)
     assert [m.recipients for m in smtp_server.messages].count(("janis@example.lv",)) == 1
     assert len(smtp_server.messages) == 4
