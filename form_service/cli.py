@@ -114,6 +114,14 @@ def cmd_preview(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_secret(args: argparse.Namespace) -> int:
+    from form_service.settings import new_secret
+
+    # Only the key on stdout, so that `POLICY_SECRET_KEY=$(policy-site secret)` works.
+    print(new_secret())
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from form_service.serve import serve
 
@@ -173,6 +181,9 @@ def _parser() -> argparse.ArgumentParser:
     p = add("serve", cmd_serve, "Build the site if needed and serve it with the request form.")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
+
+    add("secret", cmd_secret,
+        "Print a fresh random key for POLICY_SECRET_KEY (256 bits; keep it secret).")
 
     from form_service.staff import add_command
 
