@@ -27,6 +27,23 @@ from form_service.addresses import AddressError, mailbox_key
 from form_service.deadlines import RIGA, due_date
 from form_service.models import EventCount, OutboxMessage, Request, RequestEvent, VerifyMail
 from form_service.outbox import Delivery, MessageState
+from form_service.records import (
+    CLOSED,
+    DISCARDED,
+    EXTENDED,
+    MAX_EXTENSION_MONTHS,
+    OPEN,
+    UNCONFIRMED,
+    UNVERIFIED,
+    VERIFIED,
+    Event,
+    NewRequest,
+    NotAllowed,
+    PurgeResult,
+    RequestRecord,
+    StoreError,
+    UnknownRequest,
+)
 from form_service.references import new_reference, normalise_reference
 from site_config.facts import load_site
 from site_config.project import find_project
@@ -34,94 +51,12 @@ from site_config.project import find_project
 if TYPE_CHECKING:
     from form_service.settings import Settings
 
-UNVERIFIED, VERIFIED, EXTENDED = "unverified", "verified", "extended"
-DONE, REFUSED = "done", "refused"
-# The owner of the address said "I did not ask for this": never shown to staff as a
-# request, deleted with the unconfirmed ones.
-DISCARDED = "discarded"
-# Open: confirmed and waiting for an answer. Closed: answered, one way or the other.
-OPEN, CLOSED = (VERIFIED, EXTENDED), (DONE, REFUSED)
-STATUSES = (UNVERIFIED, *OPEN, *CLOSED, DISCARDED)
-# Never confirmed: kept only for POLICY_UNVERIFIED_TTL_HOURS.
-UNCONFIRMED = (UNVERIFIED, DISCARDED)
-# GDPR Art. 12(3): "extended by two further months", in total.
-MAX_EXTENSION_MONTHS = 2
 # 40 random bits make a collision rare; a few tries make failure astronomically so.
 _REFERENCE_TRIES = 5
 # At most this many new requests share one transaction (bounds the time a batch holds the lock).
 _GROUP_MAX = 64
 # The cap on verification e-mails counts those of the last day.
 VERIFY_MAIL_WINDOW = dt.timedelta(days=1)
-
-
-class StoreError(Exception):
-    """Raised when the store cannot do what was asked for a reason other than the database."""
-
-
-class UnknownRequest(StoreError):
-    """Raised when no request has the reference given (mistyped, never made, or purged)."""
-
-    def __init__(self, reference: str) -> None:
-        super().__init__(f"there is no request {reference!r}; check the reference "
-                         "(unconfirmed and expired requests are deleted)")
-        self.reference = reference
-
-
-class NotAllowed(StoreError):
-    """Raised when a staff action does not fit the request as it stands (its status, GDPR)."""
-
-
-@dataclass(frozen=True)
-class NewRequest:
-    submission_id: str
-    request_type: str
-    name: str
-    email: str
-    phone: str | None
-    order_number: str | None
-    details: str
-    language: str
-    policy_version: str
-    policy_sha256: str
-    policy_language: str
-    policy_viewed_at: dt.datetime
-    submitted_at: dt.datetime
-
-
-@dataclass(frozen=True)
-class RequestRecord(NewRequest):
-    """A stored request: what was submitted, and what the service made of it."""
-
-    id: int
-    reference: str
-    verified_at: dt.datetime | None
-    due_at: dt.date
-    status: str
-    # Defaults, so that a record built by hand (tests) need not spell them out.
-    original_due_at: dt.date | None = None
-    extended_months: int = 0
-    closed_at: dt.datetime | None = None
-    close_reason: str | None = None
-    mailbox: str | None = None  # addresses.mailbox_key of the e-mail address
-
-    @property
-    def first_month_due(self) -> dt.date:
-        """The end of the first month: the last day on which the period can be extended."""
-        return self.original_due_at or self.due_at
-
-    @property
-    def is_open(self) -> bool:
-        return self.status in OPEN
-
-    def overdue(self, today: dt.date) -> bool:
-        return self.is_open and self.due_at < today
-
-
-@dataclass(frozen=True)
-class Event:
-    kind: str
-    at: dt.datetime
-    detail: dict[str, Any] | None
 
 
 @dataclass(frozen=True)
@@ -137,12 +72,6 @@ class VerifyBatch:
     deliveries: list[Delivery]
     hold_until: dt.datetime | None = None
     reservation: int | None = None
-
-
-@dataclass(frozen=True)
-class PurgeResult:
-    unverified: int  # never confirmed within the TTL
-    expired: int  # kept for the whole retention period
 
 
 _NEW_FIELDS = tuple(f.name for f in fields(NewRequest))

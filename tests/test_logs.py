@@ -17,7 +17,7 @@ from live_service import LiveService, submit
 from smtp_server import SmtpServer
 from web_support import built_site
 
-from form_service.logs import REDACTED, JsonFormatter, Redact, TextFormatter, log_config, redact
+from form_service.web.logs import REDACTED, JsonFormatter, Redact, TextFormatter, log_config, redact
 
 
 def test_tokens_and_query_strings_are_taken_out() -> None:

@@ -17,8 +17,8 @@ from delivery_support import SHA, T0
 from site_tree import ROOT
 from smtp_server import SmtpServer
 
-from form_service.emails import MessageError, Outgoing, render, ticket_json
-from form_service.mailer import (
+from form_service.delivery.emails import MessageError, Outgoing, render, ticket_json
+from form_service.delivery.mailer import (
     MaildirMailer,
     PermanentFailure,
     ServerUnavailable,
@@ -28,8 +28,8 @@ from form_service.mailer import (
     mailer_for,
     parse_smtp_url,
 )
+from form_service.records import RequestRecord
 from form_service.settings import Settings, SettingsError
-from form_service.store import RequestRecord
 from form_service.tokens import read_token
 
 RECORD = RequestRecord(
@@ -365,7 +365,7 @@ def test_ticket_json_holds_the_tickets_facts(settings: Settings) -> None:
 
 def test_a_policy_file_edited_after_it_was_read_is_read_again(tmp_path: Path) -> None:
     """The effective date in e-mails is cached per file, but never outlives an edit."""
-    from form_service.emails import _version_of
+    from form_service.delivery.emails import _version_of
 
     path = tmp_path / "index.md"
     path.write_text('---\nversion: "1.0"\neffective: 2026-11-24\nsummary: "x"\n---\n# P\n')
@@ -410,7 +410,7 @@ def test_every_address_the_form_accepts_reaches_the_smtp_server(
     from hypothesis import strategies as st
     from starlette.datastructures import ImmutableMultiDict
 
-    from form_service.forms import make_form
+    from form_service.customer.forms import make_form
     from site_config.facts import load_site
 
     site = load_site(ROOT)
