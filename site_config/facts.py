@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -35,6 +36,7 @@ class Site:
     root: Path
     controller_name: str
     controller_email: str
+    site_url: str  # the public address, ending in "/" (site.yml `site_url`)
     languages: tuple[Language, ...]
     form_base_url: str
     staff_language: str
@@ -61,6 +63,10 @@ class Site:
     def prefix(self, lang: str) -> str:
         """URL path prefix of a language: "/" for the binding language, "/en/" for others."""
         return "/" if lang == self.default_language else f"/{lang}/"
+
+    def absolute(self, path: str) -> str:
+        """The public address of a root-relative path ("/en/versions/" -> "https://…/en/versions/")."""
+        return self.site_url.rstrip("/") + "/" + path.lstrip("/")
 
     def right(self, right_id: str) -> Right | None:
         return next((r for r in self.rights if r.id == right_id), None)
@@ -98,6 +104,18 @@ def _languages(root: Path) -> tuple[Language, ...]:
     raise FactsError(f"{path} has no i18n plugin with languages.")
 
 
+def _site_url(raw: dict[str, Any], path: Path) -> str:
+    """site.yml's `site_url`: an absolute http(s) address, kept with a trailing slash."""
+    value = str(raw.get("site_url") or "")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise FactsError(
+            f"{path}: site_url must be the site's public address, like "
+            f"https://privatums.example.lv/ (found {value!r})."
+        )
+    return value if value.endswith("/") else value + "/"
+
+
 @cache
 def load_site(root: Path) -> Site:
     """The facts of the project at `root` (see site_config.project for finding it)."""
@@ -111,6 +129,7 @@ def load_site(root: Path) -> Site:
             root=root,
             controller_name=raw["controller"]["name"],
             controller_email=raw["controller"]["email"],
+            site_url=_site_url(raw, path),
             languages=languages,
             form_base_url=str(raw.get("form_base_url") or "/"),
             staff_language=raw.get("staff_language", languages[0].code),

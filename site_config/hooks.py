@@ -8,12 +8,14 @@ policy title, the "use your rights" call to action, and /versions.json.
 
 from __future__ import annotations
 
+import gzip
 import html
 import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
 from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.plugins import event_priority
@@ -33,6 +35,13 @@ from site_config.versions import (
     previous_of,
     upcoming_of,
 )
+
+# Generated in every language besides the versions: the static 404 page (the web
+# server in front answers a missing page with it) and the layout of the service's
+# pages (form_service/web/assets.py reads it; the service answers its address itself).
+NOT_FOUND = "404.md"
+SERVICE_LAYOUT = "request.md"
+SERVICE_MARKER = "<!-- policy-service-content -->"
 
 _ARCHIVE = re.compile(r"^versions/(?P<id>\d+(?:\.\d+)+)\.md$")
 _CHANGES = re.compile(r"^versions/(?P<id>\d+(?:\.\d+)+)/changes\.md$")
@@ -75,17 +84,24 @@ def _relative_uri(page: Page, lang: str) -> str:
     return page.file.src_uri.removeprefix(f"{lang}/")
 
 
+def _dest(rel: str) -> str:
+    """Where a generated page is written, under its language's folder."""
+    if rel == NOT_FOUND:
+        return "404.html"
+    return rel.removesuffix(".md") + "/index.html"
+
+
 def _generated(config: MkDocsConfig, site: Site, lang: str, rel: str, content: str) -> File:
     """A page made by this hook, placed where static-i18n places that language's pages."""
     prefix = "" if lang == site.default_language else f"{lang}/"
     page = File.generated(config, f"{lang}/{rel}", content=content)
-    page.dest_uri = prefix + rel.removesuffix(".md") + "/index.html"
+    page.dest_uri = prefix + _dest(rel)
     # static-i18n's language switcher reads these to link each page to its twin.
     alternates = {}
     for other in site.language_codes:
         twin = File.generated(config, f"{other}/{rel}", content="")
         other_prefix = "" if other == site.default_language else f"{other}/"
-        twin.dest_uri = other_prefix + rel.removesuffix(".md") + "/index.html"
+        twin.dest_uri = other_prefix + _dest(rel)
         alternates[other] = twin
     alternates[lang] = page
     page.alternates = alternates  # type: ignore[attr-defined]
@@ -101,6 +117,11 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
     if not config.plugins["i18n"].building:
         load_site.cache_clear()
         load_ui_texts.cache_clear()
+    # Each language gets its own 404 page (on_files); Material's would be Latvian only.
+    config.theme.static_templates.discard("404.html")
+    # The public address (site.yml) makes the sitemap, canonical links and hreflang
+    # alternates absolute, as search engines require (sitemaps.org: <loc> is a full URL).
+    config.site_url = _site(config).site_url
     return config
 
 
@@ -126,6 +147,15 @@ def on_files(files: Files, *, config: MkDocsConfig) -> Files:
     for text in versions[1:]:
         content = _changes_markdown(state, previous_of(versions, text), text)  # type: ignore[arg-type]
         files.append(_generated(config, site, lang, f"versions/{text.id}/changes.md", content))
+    ui = state.ui
+    not_found = (
+        f"# {ui['not_found_title']}\n\n{ui['not_found_text']}\n\n"
+        f'<ul>\n<li><a href="{site.prefix(lang)}">{html.escape(ui["not_found_home"])}</a></li>\n'
+        f'<li><a href="{site.prefix(lang)}versions/">{html.escape(ui["history_link"])}</a></li>\n'
+        "</ul>\n"
+    )
+    files.append(_generated(config, site, lang, NOT_FOUND, not_found))
+    files.append(_generated(config, site, lang, SERVICE_LAYOUT, f"{SERVICE_MARKER}\n"))
     return files
 
 
@@ -153,9 +183,13 @@ def _history_table(state: _Build) -> str:
     for text in reversed(state.versions):
         status = ""
         if text.id == state.current.id:
-            status = " " + ui["history_current"]
+            status = ui["history_current"]
         elif state.upcoming and text.effective > state.current.effective:
-            status = " " + ui["history_upcoming"]
+            status = ui["history_upcoming"]
+        if status:
+            status = f' <span class="policy-history__status">{html.escape(status)}</span>'
+        labels = {k: html.escape(ui[k], quote=True) for k in (
+            "history_effective", "history_summary", "history_compare")}
         previous = previous_of(state.versions, text)
         compare = (
             f'<a href="{text.id}/changes/">'
@@ -163,10 +197,12 @@ def _history_table(state: _Build) -> str:
             if previous
             else html.escape(ui["history_first"])
         )
+        # data-label: on a phone each version is a block, each cell named (policy.css).
         rows.append(
-            f'<tr><th scope="row"><a href="{text.id}/">{text.id}</a>{html.escape(status)}</th>'
-            f"<td>{html.escape(state.date(text))}</td>"
-            f"<td>{html.escape(text.summary)}</td><td>{compare}</td></tr>"
+            f'<tr><th scope="row"><a href="{text.id}/">{text.id}</a>{status}</th>'
+            f'<td data-label="{labels["history_effective"]}">{html.escape(state.date(text))}</td>'
+            f'<td data-label="{labels["history_summary"]}">{html.escape(text.summary)}</td>'
+            f'<td data-label="{labels["history_compare"]}">{compare}</td></tr>'
         )
     head = "".join(
         f'<th scope="col">{html.escape(ui[k])}</th>'
@@ -189,7 +225,49 @@ def _kind(page: Page, lang: str) -> tuple[str, str | None]:
         return "archive", match["id"]
     if match := _CHANGES.match(rel):
         return "changes", match["id"]
+    if rel == NOT_FOUND:
+        return "404", None
+    if rel == SERVICE_LAYOUT:
+        return "service", None
     return "page", None
+
+
+def _path_of(rel: str) -> str:
+    """A page's address below its language's prefix: "versions/1.0.md" -> "versions/1.0/"."""
+    if rel == NOT_FOUND:
+        return "404.html"
+    rel = rel.removesuffix(".md")
+    if rel == "index":
+        return ""
+    return rel.removesuffix("/index") + "/"
+
+
+def _title_and_description(state: _Build, page: Page) -> tuple[str, str]:
+    ui = state.ui
+    kind, version_id = _kind(page, state.lang)
+    if kind == "policy":
+        text = state.current
+        date = state.date(text)
+        return ui["title_policy"], ui["description_policy"].format(version=text.id, date=date)
+    if kind == "archive" and version_id:
+        text = state.version(version_id)
+        date = state.date(text)
+        return (ui["title_version"].format(version=text.id),
+                ui["description_version"].format(version=text.id, date=date))
+    if kind == "changes" and version_id:
+        text = state.version(version_id)
+        previous = previous_of(state.versions, text)
+        assert previous is not None  # a comparison exists for every version after the first
+        return (ui["changes_title"].format(version=text.id, previous=previous.id),
+                ui["description_changes"].format(version=text.id, previous=previous.id))
+    if kind == "history":
+        return page.title or ui["title_history"], ui["description_history"]
+    if kind == "404":
+        return ui["not_found_title"], ui["not_found_text"]
+    if kind == "service":
+        return "", ""  # the service puts in each page's own
+    return page.title or "", ui["description_policy"].format(
+        version=state.current.id, date=state.date(state.current))
 
 
 def on_page_markdown(markdown: str, *, page: Page, config: MkDocsConfig, files: Files) -> str:
@@ -228,10 +306,41 @@ def on_page_context(
     state = _build(config)
     site, lang, ui = state.site, state.lang, state.ui
     text = _text_of(state, page)
+    kind, version_id = _kind(page, lang)
+    path = _path_of(_relative_uri(page, lang))
+    title, description = _title_and_description(state, page)
+    indexable = kind != "404"
+    alternates = [
+        {
+            "code": language.code,
+            "name": language.name,
+            "short": language.code.upper(),
+            # From a 404 the other language's home is the useful place to go.
+            "href": site.prefix(language.code) + (path if indexable else ""),
+            "absolute": site.absolute(site.prefix(language.code) + path),
+            "current": language.code == lang,
+        }
+        for language in site.languages
+    ]
     policy: dict[str, Any] = {
+        "kind": kind,
+        "title": title,
+        "description": description,
+        "site_title": config.site_name,
+        # A 404 answers at any address: it names no address of its own.
+        "canonical": site.absolute(site.prefix(lang) + path) if indexable else None,
+        "alternates": alternates,
+        "x_default": site.absolute(site.prefix(site.default_language) + path) if indexable else None,
+        "language_label": ui["language_menu"],
+        "service_page": kind == "service",
         "history_url": f"{site.prefix(lang)}versions/",
         "feed_url": f"{site.prefix(lang)}feed.xml",
         "feed_title": ui["feed_title"],
+        "footer": {
+            "controller": ui["footer_controller"].format(controller=site.controller_name),
+            "email": site.controller_email,
+            "feed": ui["footer_feed"],
+        },
     }
     if state.upcoming:
         policy["banner"] = {
@@ -240,7 +349,8 @@ def on_page_context(
             "url": changes_url(site, lang, state.upcoming.id),
         }
     if text is not None:
-        kind, _ = _kind(page, lang)
+        policy["print"] = ui["print_line"].format(
+            version=text.id, date=state.date(text), sha256=text.sha256)
         if kind == "archive" and text.id != state.current.id:
             if text.effective > state.current.effective:
                 notice = ui["upcoming_notice"].format(
@@ -266,9 +376,58 @@ def on_page_context(
                 for right in site.rights
             ],
         }
+    if kind == "changes" and version_id:
+        changed = state.version(version_id)
+        policy["print"] = ui["print_line"].format(
+            version=changed.id, date=state.date(changed), sha256=changed.sha256)
     policy["history_link_text"] = ui["history_link"]
     context["policy"] = policy
     return context
+
+
+# Material's checkbox switches carry autocomplete="off" (so that Firefox does not
+# restore an open drawer on "back"), which HTML allows on text-like inputs only;
+# the search switch serves a search this site does not have.
+_TOGGLE_AUTOCOMPLETE = re.compile(r'(<input class="md-toggle"[^>]*?) autocomplete="off"')
+_SEARCH_TOGGLE = re.compile(r'<input class="md-toggle" data-md-toggle="search"[^>]*>\s*')
+_RELATIVE_REF = re.compile(r'(?P<attr>\s(?:href|src))="(?P<url>(?![a-z][a-z0-9+.-]*:|/|#)[^"]*)"')
+_CONFIG_BASE = re.compile(r'("base":\s*)"[^"]*"')
+
+
+def on_post_page(output: str, *, page: Page, config: MkDocsConfig) -> str:
+    output = _SEARCH_TOGGLE.sub("", output)
+    output = _TOGGLE_AUTOCOMPLETE.sub(r"\1", output)
+    state = _build(config)
+    if _kind(page, state.lang)[0] == "404":
+        # The web server answers any missing address with this page, so nothing in it
+        # may be relative to where it lies: every link starts at the site's root.
+        own = "/" + page.file.dest_uri
+        output = _RELATIVE_REF.sub(
+            lambda m: f'{m["attr"]}="{urljoin(own, html.unescape(m["url"]))}"', output)
+        output = _CONFIG_BASE.sub(r'\1"/"', output)
+    return output
+
+
+def _sitemap(site: Site, texts: dict[str, list[PolicyText]]) -> bytes:
+    """Every page of the site with its twins in the other languages (sitemaps.org, and
+    Google's xhtml:link alternates with x-default); the form is a page of the site too."""
+    default = texts[site.default_language]
+    paths = ["", "versions/", "request/"]
+    paths += [f"versions/{t.id}/" for t in default]
+    paths += [f"versions/{t.id}/changes/" for t in default[1:]]
+    lines = ['<?xml version="1.0" encoding="UTF-8"?>',
+             '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9" '
+             'xmlns:xhtml="http://www.w3.org/1999/xhtml">']
+    for lang in site.language_codes:
+        for path in paths:
+            lines.append(f"  <url><loc>{html.escape(site.absolute(site.prefix(lang) + path))}</loc>")
+            for other in (*site.language_codes, "x-default"):
+                target = site.default_language if other == "x-default" else other
+                href = html.escape(site.absolute(site.prefix(target) + path))
+                lines.append(f'    <xhtml:link rel="alternate" hreflang="{other}" href="{href}"/>')
+            lines.append("  </url>")
+    lines.append("</urlset>")
+    return ("\n".join(lines) + "\n").encode("utf-8")
 
 
 def on_post_build(*, config: MkDocsConfig) -> None:
@@ -286,6 +445,10 @@ def on_post_build(*, config: MkDocsConfig) -> None:
     manifest = build_manifest(site, texts, build_date())
     out = Path(config.site_dir) / "versions.json"
     out.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    sitemap = _sitemap(site, texts)
+    (Path(config.site_dir) / "sitemap.xml").write_bytes(sitemap)
+    # mtime=0: the same site gives the same bytes.
+    (Path(config.site_dir) / "sitemap.xml.gz").write_bytes(gzip.compress(sitemap, mtime=0))
 
 
 __all__ = [
@@ -295,5 +458,6 @@ __all__ = [
     "on_page_context",
     "on_page_markdown",
     "on_post_build",
+    "on_post_page",
     "version_url",
 ]

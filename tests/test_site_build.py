@@ -31,19 +31,23 @@ def page(root: Path, path: str) -> str:
 
 
 def test_built_pages_are_exactly_these(two_version_site: Path) -> None:
-    """Each language has the policy, the history, every version and one comparison."""
+    """Each language has the policy, the history, every version, one comparison, its own
+    404 page and the layout of the service's pages (request/)."""
     pages = sorted(
         p.relative_to(two_version_site / "site").as_posix()
         for p in (two_version_site / "site").rglob("*.html")
     )
     expected = [
         "404.html",
+        "en/404.html",
         "en/index.html",
+        "en/request/index.html",
         "en/versions/1.0/index.html",
         "en/versions/1.1/changes/index.html",
         "en/versions/1.1/index.html",
         "en/versions/index.html",
         "index.html",
+        "request/index.html",
         "versions/1.0/index.html",
         "versions/1.1/changes/index.html",
         "versions/1.1/index.html",
@@ -71,7 +75,7 @@ def test_html_lang_and_hreflang(two_version_site: Path, path: str, lang: str) ->
 def test_language_switcher_links_the_twin_page(two_version_site: Path) -> None:
     """On an archived English page the switcher leads to the same Latvian version."""
     html = page(two_version_site, "en/versions/1.0/index.html")
-    assert 'href="../../../versions/1.0/" hreflang="lv"' in html
+    assert 'href="/versions/1.0/" hreflang="lv" lang="lv"' in html
 
 
 def test_root_shows_the_version_in_force_with_its_date(two_version_site: Path) -> None:
@@ -100,8 +104,8 @@ def test_archived_version_says_it_is_not_current(two_version_site: Path) -> None
 def test_history_lists_every_version(two_version_site: Path) -> None:
     """The history names each version, its date, its summary and its comparison."""
     html = page(two_version_site, "en/versions/index.html")
-    assert '<a href="1.1/">1.1</a> (upcoming)' in html
-    assert '<a href="1.0/">1.0</a> (in force)' in html
+    assert '<a href="1.1/">1.1</a> <span class="policy-history__status">(upcoming)</span>' in html
+    assert '<a href="1.0/">1.0</a> <span class="policy-history__status">(in force)</span>' in html
     assert "Couriers added." in html and "First published version" in html
     assert '<a href="1.1/changes/">Compare with 1.0</a>' in html
 
@@ -164,8 +168,10 @@ def test_no_request_to_any_other_host(two_version_site: Path) -> None:
         html = html_file.read_text("utf-8")
         for attr in re.findall(r'(?:src|href)="([^"]+)"', html):
             if attr.startswith(("http:", "https:", "//")):
-                # Links a reader may follow are fine; nothing may be loaded from elsewhere.
-                assert not re.search(rf'(?:src|<link[^>]*href)="{re.escape(attr)}"', html), attr
+                # Links a reader or a search engine may follow (canonical, alternates)
+                # are fine; nothing may be loaded from elsewhere.
+                loaded = rf'(?:src|<link rel="(?:stylesheet|icon|preload|modulepreload)"[^>]*href)'
+                assert not re.search(rf'{loaded}="{re.escape(attr)}"', html), attr
         assert "fonts.googleapis" not in html and "fonts.gstatic" not in html
     for css in site.rglob("*.css"):
         assert not re.search(r"url\((['\"]?)(https?:)?//", css.read_text("utf-8")), css
