@@ -330,7 +330,8 @@ def on_page_context(
         # A 404 answers at any address: it names no address of its own.
         "canonical": site.absolute(site.prefix(lang) + path) if indexable else None,
         "alternates": alternates,
-        "x_default": site.absolute(site.prefix(site.default_language) + path) if indexable else None,
+        "x_default": (site.absolute(site.prefix(site.default_language) + path)
+                      if indexable else None),
         "language_label": ui["language_menu"],
         "service_page": kind == "service",
         "history_url": f"{site.prefix(lang)}versions/",
@@ -420,7 +421,8 @@ def _sitemap(site: Site, texts: dict[str, list[PolicyText]]) -> bytes:
              'xmlns:xhtml="http://www.w3.org/1999/xhtml">']
     for lang in site.language_codes:
         for path in paths:
-            lines.append(f"  <url><loc>{html.escape(site.absolute(site.prefix(lang) + path))}</loc>")
+            own = html.escape(site.absolute(site.prefix(lang) + path))
+            lines.append(f"  <url><loc>{own}</loc>")
             for other in (*site.language_codes, "x-default"):
                 target = site.default_language if other == "x-default" else other
                 href = html.escape(site.absolute(site.prefix(target) + path))

@@ -24,13 +24,40 @@ def test_only_changed_words_are_marked() -> None:
 
 
 def test_added_list_item_and_removed_paragraph() -> None:
-    """Whole lines added or removed are marked, and the rest is left alone."""
+    """An added item is an item of the list, a removed paragraph a paragraph of its own."""
     old = "Intro.\n\n- a\n- b\n\nGone paragraph.\n\nEnd."
     new = "Intro.\n\n- a\n- b\n- c\n\nEnd."
     html, changes = word_diff_html(old, new, LABELS)
-    assert changes == 1  # the added item and the removed paragraph touch: one run
-    assert _marked(html, "ins") == ["• c"]
+    assert changes == 2
+    assert _marked(html, "ins") == ["c"]
     assert _marked(html, "del") == ["Gone paragraph."]
+    assert re.search(r"<li>b</li>\s*<li><ins>.*?c.*?</ins></li>\s*</ul>", html, re.S)
+    assert re.search(r"</ul>\s*<p><del>.*?Gone paragraph\..*?</del></p>", html, re.S)
+
+
+def test_headings_lists_and_links_are_kept_with_marks_inside() -> None:
+    """The comparison keeps headings (one level down), numbered lists and links, and marks
+    the changed words inside them."""
+    old = ("# Title\n\n## Rights\n\n1. You may ask.\n2. Write to <info@shop.lv>.\n\n"
+           "See [the old rules](https://example.lv/rules).")
+    new = ("# Title\n\n## Your Rights\n\n1. You may ask.\n2. Write to <info@shop.lv>.\n\n"
+           "See [the new rules](https://example.lv/rules).")
+    html, changes = word_diff_html(old, new, LABELS)
+    assert changes == 2
+    assert "<h2>Title</h2>" in html
+    assert re.search(r"<h3><ins>.*?Your.*?</ins> Rights</h3>", html, re.S)
+    assert re.search(r"<ol>\s*<li>You may ask\.</li>\s*<li>Write to <a href=", html)
+    assert "&lt;info@" not in html and "mailto:" in html.replace("&#109;&#97;&#105;&#108;&#116;"
+                                                                 "&#111;&#58;", "mailto:")
+    assert re.search(r'<a href="https://example.lv/rules">the <del>.*?old.*?</del> '
+                     r"<ins>.*?new.*?</ins> rules</a>", html, re.S)
+
+
+def test_removed_list_item_stays_inside_the_list() -> None:
+    """A removed item is shown as an item of its list, so the page stays valid HTML."""
+    html, _ = word_diff_html("- a\n- gone\n- b", "- a\n- b", LABELS)
+    assert re.search(r'<ul>.*<li class="diff-removed"><del>.*?gone.*?</del></li>.*</ul>',
+                     html, re.S)
 
 
 def test_marks_are_visible_and_spoken() -> None:

@@ -170,7 +170,7 @@ def test_no_request_to_any_other_host(two_version_site: Path) -> None:
             if attr.startswith(("http:", "https:", "//")):
                 # Links a reader or a search engine may follow (canonical, alternates)
                 # are fine; nothing may be loaded from elsewhere.
-                loaded = rf'(?:src|<link rel="(?:stylesheet|icon|preload|modulepreload)"[^>]*href)'
+                loaded = r'(?:src|<link rel="(?:stylesheet|icon|preload|modulepreload)"[^>]*href)'
                 assert not re.search(rf'{loaded}="{re.escape(attr)}"', html), attr
         assert "fonts.googleapis" not in html and "fonts.gstatic" not in html
     for css in site.rglob("*.css"):
