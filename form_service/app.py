@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import os
+import re
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ from form_service.web.security import BodyLimit, SecurityHeaders, security_heade
 from site_config.facts import load_site
 
 STATIC = Path(__file__).parent / "static"
+_SERVICE_LAYOUT = re.compile(r"^(?:[a-z]{2,3}/)?request/")
 
 
 class SiteFiles(StaticFiles):
@@ -54,7 +56,9 @@ class SiteFiles(StaticFiles):
     (StaticFiles would otherwise serve the site's 404.html, in one language only)."""
 
     def lookup_path(self, path: str) -> tuple[str, os.stat_result | None]:
-        if path == "404.html":
+        if path.endswith("404.html") or _SERVICE_LAYOUT.match(path):
+            # The layout of the service's pages (<lang>/request/index.html) is the
+            # service's to fill in, never a page of its own.
             return "", None
         return super().lookup_path(path)
 
@@ -134,7 +138,7 @@ def create_app(
     `rate_limits`: instead of POLICY_RATE_LIMIT_* from `env` (default os.environ).
     """
     site = load_site(settings.root)
-    look = load_site_look(settings.root, settings.site_dir)
+    look = load_site_look(site, settings.site_dir)
     pages = Pages(site, look, {
         "hours": settings.verify_link_max_age_hours,
         "details_max": MAX_LENGTH["details"],

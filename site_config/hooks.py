@@ -23,6 +23,7 @@ from mkdocs.structure.files import File, Files
 from mkdocs.structure.nav import Navigation
 from mkdocs.structure.pages import Page
 
+from site_config import service_layout
 from site_config.build_date import build_date
 from site_config.diff import word_diff_html
 from site_config.facts import Site, format_date, load_site, load_ui_texts
@@ -41,7 +42,6 @@ from site_config.versions import (
 # pages (form_service/web/assets.py reads it; the service answers its address itself).
 NOT_FOUND = "404.md"
 SERVICE_LAYOUT = "request.md"
-SERVICE_MARKER = "<!-- policy-service-content -->"
 
 _ARCHIVE = re.compile(r"^versions/(?P<id>\d+(?:\.\d+)+)\.md$")
 _CHANGES = re.compile(r"^versions/(?P<id>\d+(?:\.\d+)+)/changes\.md$")
@@ -155,7 +155,7 @@ def on_files(files: Files, *, config: MkDocsConfig) -> Files:
         "</ul>\n"
     )
     files.append(_generated(config, site, lang, NOT_FOUND, not_found))
-    files.append(_generated(config, site, lang, SERVICE_LAYOUT, f"{SERVICE_MARKER}\n"))
+    files.append(_generated(config, site, lang, SERVICE_LAYOUT, f"{service_layout.CONTENT}\n"))
     return files
 
 
@@ -265,7 +265,7 @@ def _title_and_description(state: _Build, page: Page) -> tuple[str, str]:
     if kind == "404":
         return ui["not_found_title"], ui["not_found_text"]
     if kind == "service":
-        return "", ""  # the service puts in each page's own
+        return service_layout.TITLE, service_layout.DESCRIPTION  # each service page's own
     return page.title or "", ui["description_policy"].format(
         version=state.current.id, date=state.date(state.current))
 
@@ -307,6 +307,9 @@ def on_page_context(
     site, lang, ui = state.site, state.lang, state.ui
     text = _text_of(state, page)
     kind, version_id = _kind(page, lang)
+    if kind == "service":
+        # Material's header shows the page's title beside the site's: the service's own.
+        page.meta["title"] = service_layout.TITLE
     path = _path_of(_relative_uri(page, lang))
     title, description = _title_and_description(state, page)
     indexable = kind != "404"
@@ -316,7 +319,8 @@ def on_page_context(
             "name": language.name,
             "short": language.code.upper(),
             # From a 404 the other language's home is the useful place to go.
-            "href": site.prefix(language.code) + (path if indexable else ""),
+            "href": (service_layout.href_mark(language.code) if kind == "service"
+                     else site.prefix(language.code) + (path if indexable else "")),
             "absolute": site.absolute(site.prefix(language.code) + path),
             "current": language.code == lang,
         }
@@ -334,6 +338,7 @@ def on_page_context(
                       if indexable else None),
         "language_label": ui["language_menu"],
         "service_page": kind == "service",
+        "service_marks": {"head": service_layout.HEAD, "content": service_layout.CONTENT},
         "history_url": f"{site.prefix(lang)}versions/",
         "feed_url": f"{site.prefix(lang)}feed.xml",
         "feed_title": ui["feed_title"],
@@ -391,7 +396,8 @@ def on_page_context(
 # the search switch serves a search this site does not have.
 _TOGGLE_AUTOCOMPLETE = re.compile(r'(<input class="md-toggle"[^>]*?) autocomplete="off"')
 _SEARCH_TOGGLE = re.compile(r'<input class="md-toggle" data-md-toggle="search"[^>]*>\s*')
-_RELATIVE_REF = re.compile(r'(?P<attr>\s(?:href|src))="(?P<url>(?![a-z][a-z0-9+.-]*:|/|#)[^"]*)"')
+_RELATIVE_REF = re.compile(
+    r'(?P<attr>\s(?:href|src))="(?P<url>(?![a-z][a-z0-9+.-]*:|/|#|@@)[^"]*)"')
 _CONFIG_BASE = re.compile(r'("base":\s*)"[^"]*"')
 
 
@@ -399,9 +405,10 @@ def on_post_page(output: str, *, page: Page, config: MkDocsConfig) -> str:
     output = _SEARCH_TOGGLE.sub("", output)
     output = _TOGGLE_AUTOCOMPLETE.sub(r"\1", output)
     state = _build(config)
-    if _kind(page, state.lang)[0] == "404":
-        # The web server answers any missing address with this page, so nothing in it
-        # may be relative to where it lies: every link starts at the site's root.
+    if _kind(page, state.lang)[0] in ("404", "service"):
+        # The web server answers any missing address with the 404 page, and the
+        # service's layout serves pages at many addresses (/request/sent/…), so
+        # nothing in them may be relative to where they lie: every link starts at the root.
         own = "/" + page.file.dest_uri
         output = _RELATIVE_REF.sub(
             lambda m: f'{m["attr"]}="{urljoin(own, html.unescape(m["url"]))}"', output)

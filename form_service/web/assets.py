@@ -1,11 +1,11 @@
 """What the form borrows from the built policy site, found once at start-up.
 
-The form pages must look like the policy pages, so they link the very
-stylesheets MkDocs-Material wrote (their names carry a content hash that
-changes with every Material release) and copy the colour attributes of the
-site's <body>. The site's pages carry small inline scripts; the Content
-Security Policy allows exactly those by their SHA-256 (CSP Level 3, "hash-source")
-instead of 'unsafe-inline'.
+The service's pages are pages of the same site: the build writes, per language,
+a layout page (site_config/service_layout.py) with Material's header,
+navigation and footer exactly as on the policy pages, and the service puts
+each page's title, description and content into it. The site's pages carry
+small inline scripts; the Content Security Policy allows exactly those by their
+SHA-256 (CSP Level 3, "hash-source") instead of 'unsafe-inline'.
 """
 
 from __future__ import annotations
@@ -16,14 +16,13 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
+from site_config.facts import Site
+from site_config.service_layout import Part, split_layout
 
 _INLINE_SCRIPT = re.compile(r"<script(?P<attrs>[^>]*)>(?P<body>.*?)</script>", re.DOTALL | re.I)
 _SRC = re.compile(r"\ssrc\s*=", re.I)
 _TYPE = re.compile(r"\stype\s*=\s*\"([^\"]*)\"", re.I)
 _SCRIPT_TYPES = ("", "text/javascript", "application/javascript", "module")
-_BODY_COLOURS = re.compile(r'<body[^>]*?((?:\s+data-md-color-[a-z]+="[^"]*")+)')
-_COLOUR_ATTR = re.compile(r'(data-md-color-[a-z]+)="([^"]*)"')
 
 
 class AssetsError(Exception):
@@ -32,19 +31,8 @@ class AssetsError(Exception):
 
 @dataclass(frozen=True)
 class SiteLook:
-    stylesheets: tuple[str, ...]
-    body_attributes: tuple[tuple[str, str], ...]
+    layouts: dict[str, tuple[Part, ...]]  # per language, the layout split at its marks
     script_hashes: tuple[str, ...]
-    site_names: dict[str, str]
-
-
-def _stylesheet(site_dir: Path, pattern: str) -> str:
-    found = sorted((site_dir / "assets" / "stylesheets").glob(pattern))
-    if not found:
-        raise AssetsError(
-            f"{site_dir / 'assets' / 'stylesheets' / pattern} is missing: run `policy-site build`."
-        )
-    return "/" + found[0].relative_to(site_dir).as_posix()
 
 
 def _is_inline_code(attrs: str) -> bool:
@@ -64,35 +52,15 @@ def _script_hashes(site_dir: Path) -> tuple[str, ...]:
     return tuple(sorted(hashes))
 
 
-def _body_attributes(site_dir: Path) -> tuple[tuple[str, str], ...]:
-    index = site_dir / "index.html"
-    if not index.is_file():
-        raise AssetsError(f"{index} is missing: run `policy-site build`.")
-    match = _BODY_COLOURS.search(index.read_text(encoding="utf-8"))
-    return tuple(_COLOUR_ATTR.findall(match.group(1))) if match else ()
+def _layouts(site: Site, site_dir: Path) -> dict[str, tuple[Part, ...]]:
+    layouts = {}
+    for lang in site.language_codes:
+        page = site_dir / site.prefix(lang).lstrip("/") / "request" / "index.html"
+        if not page.is_file():
+            raise AssetsError(f"{page} is missing: run `policy-site build`.")
+        layouts[lang] = tuple(split_layout(page.read_text(encoding="utf-8")))
+    return layouts
 
 
-def _site_names(root: Path) -> dict[str, str]:
-    """The site's name per language, as mkdocs.yml gives it to the header of every page."""
-    config = yaml.safe_load((root / "mkdocs.yml").read_text(encoding="utf-8"))
-    names: dict[str, str] = {}
-    for plugin in config.get("plugins", []):
-        if isinstance(plugin, dict) and "i18n" in plugin:
-            for entry in plugin["i18n"]["languages"]:
-                names[entry["locale"]] = entry.get("site_name") or config["site_name"]
-    return names
-
-
-def load_site_look(root: Path, site_dir: Path) -> SiteLook:
-    stylesheets = (
-        _stylesheet(site_dir, "main.*.min.css"),
-        _stylesheet(site_dir, "palette.*.min.css"),
-        "/assets/stylesheets/policy.css",
-        "/request/assets/form.css",
-    )
-    return SiteLook(
-        stylesheets=stylesheets,
-        body_attributes=_body_attributes(site_dir),
-        script_hashes=_script_hashes(site_dir),
-        site_names=_site_names(root),
-    )
+def load_site_look(site: Site, site_dir: Path) -> SiteLook:
+    return SiteLook(layouts=_layouts(site, site_dir), script_hashes=_script_hashes(site_dir))

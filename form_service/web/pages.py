@@ -63,18 +63,30 @@ class Pages:
         # Blank form pages by address and version (views._render_form).
         self.blank_forms = LruCache(128)
 
-    def _switcher(self, scope: Scope, lang: str) -> list[dict[str, str]]:
-        """The language switcher: the same page and query in every language."""
+    def _language_hrefs(self, scope: Scope, twin: bool) -> dict[str, str]:
+        """The language menu: the same page and query in every language, or, for a page
+        with no twin (the e-mail link's page), each language's home."""
         url = URL(scope=scope)
         query = f"?{url.query}" if url.query else ""
-        return [
-            {
-                "code": language.code,
-                "name": language.name,
-                "href": path_in_language(self.site, url.path, language.code) + query,
-            }
+        return {
+            language.code: (path_in_language(self.site, url.path, language.code) + query
+                            if twin else self.site.prefix(language.code))
             for language in self.site.languages
-        ]
+        }
+
+    def _head_links(self, scope: Scope, lang: str) -> list[dict[str, str]]:
+        """The form is a page of the site, in the sitemap: its canonical address and its
+        twins (absolute, with x-default), as on the policy pages. The pages after it are
+        one person's, at addresses nobody else opens: no links."""
+        path = URL(scope=scope).path
+        if path != self.site.prefix(lang) + "request/":
+            return []
+        links = [{"rel": "canonical", "href": self.site.absolute(path), "hreflang": ""}]
+        for code in (*self.site.language_codes, "x-default"):
+            target = self.site.default_language if code == "x-default" else code
+            href = self.site.absolute(path_in_language(self.site, path, target))
+            links.append({"rel": "alternate", "href": href, "hreflang": code})
+        return links
 
     def render(
         self,
@@ -109,11 +121,10 @@ class Pages:
         return self.env.get_template(template).render(
             lang=lang,
             t=texts,
-            site_name=self.look.site_names.get(lang, ""),
             home=self.site.prefix(lang),
-            stylesheets=self.look.stylesheets,
-            body_attributes=self.look.body_attributes,
-            languages=self._switcher(scope, lang) if twin else [],
+            layout=self.look.layouts[lang],
+            head_links=self._head_links(scope, lang),
+            language_hrefs=self._language_hrefs(scope, twin),
             **context,
         )
 
