@@ -13,17 +13,14 @@ import asyncio
 import contextlib
 import datetime as dt
 import os
-import re
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
@@ -45,40 +42,10 @@ from form_service.web.errors import (
 from form_service.web.pages import Pages
 from form_service.web.ratelimit import Limiter, RateLimits, parse_proxies
 from form_service.web.security import BodyLimit, SecurityHeaders, security_headers
+from form_service.web.site_files import SiteFiles
 from site_config.facts import load_site
 
 STATIC = Path(__file__).parent / "static"
-_SERVICE_LAYOUT = re.compile(r"^(?:[a-z]{2,3}/)?request/")
-
-
-class SiteFiles(StaticFiles):
-    """The built policy site; a missing file raises 404 so that our 404 page answers
-    (StaticFiles would otherwise serve the site's 404.html, in one language only)."""
-
-    def lookup_path(self, path: str) -> tuple[str, os.stat_result | None]:
-        if path.endswith("404.html") or _SERVICE_LAYOUT.match(path):
-            # The layout of the service's pages (<lang>/request/index.html) is the
-            # service's to fill in, never a page of its own.
-            return "", None
-        return super().lookup_path(path)
-
-    async def get_response(self, path: str, scope: Scope) -> Response:
-        response = await super().get_response(path, scope)
-        location = response.headers.get("location")
-        if location is not None:
-            # "/versions" -> "/versions/": StaticFiles writes the whole URL, with the
-            # Host header the client chose; a relative address cannot point elsewhere.
-            parts = urlsplit(location)
-            response.headers["location"] = parts.path + (f"?{parts.query}" if parts.query else "")
-        return response
-
-    def file_response(self, full_path: Any, stat_result: os.stat_result, scope: Scope,
-                      status_code: int = 200) -> Response:
-        response = super().file_response(full_path, stat_result, scope, status_code)
-        if str(full_path).endswith(".gz"):
-            # sitemap.xml.gz is a gzip file to download, not XML sent compressed.
-            response.headers["content-type"] = "application/gzip"
-        return response
 
 
 def _route(path: str, endpoint: Any, methods: list[str]) -> list[BaseRoute]:

@@ -1,4 +1,4 @@
-"""Build the static site with MkDocs, as `mkdocs build --strict` would."""
+"""Build the static site with MkDocs, as `mkdocs build --strict` would, and compress it."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from site_config.build_date import ENV as BUILD_DATE_ENV
+from site_config.precompress import precompress
 
 
 class BuildError(Exception):
@@ -32,4 +33,6 @@ def build_site(root: Path, site_dir: Path | None = None, today: dt.date | None =
         build(config)
     except (Abort, MkDocsException) as exc:
         raise BuildError(f"The site could not be built: {exc}") from None
+    # Brotli and gzip beside every text file, for `policy-site serve` and Caddy.
+    precompress(out)
     return out
