@@ -40,8 +40,13 @@ def build_feed(site: Site, lang: str, versions: list[PolicyText], ui: dict[str, 
     )
     author = ET.SubElement(feed, f"{{{ATOM}}}author")
     ET.SubElement(author, f"{{{ATOM}}}name").text = site.controller_name
-    ET.SubElement(feed, f"{{{ATOM}}}link", {"rel": "self", "href": f"{site.prefix(lang)}feed.xml"})
-    ET.SubElement(feed, f"{{{ATOM}}}link", {"rel": "alternate", "href": site.prefix(lang)})
+    # Absolute addresses (site.yml's site_url): a feed reader resolves a relative one
+    # against wherever it fetched the feed from, which need not be the site.
+    ET.SubElement(feed, f"{{{ATOM}}}link", {
+        "rel": "self", "type": "application/atom+xml",
+        "href": site.absolute(f"{site.prefix(lang)}feed.xml")})
+    ET.SubElement(feed, f"{{{ATOM}}}link", {
+        "rel": "alternate", "type": "text/html", "href": site.absolute(site.prefix(lang))})
     for text in reversed(versions):
         entry = ET.SubElement(feed, f"{{{ATOM}}}entry")
         ET.SubElement(entry, f"{{{ATOM}}}id").text = f"{base}/{text.id}"
@@ -52,12 +57,13 @@ def build_feed(site: Site, lang: str, versions: list[PolicyText], ui: dict[str, 
         ET.SubElement(entry, f"{{{ATOM}}}summary").text = text.summary
         ET.SubElement(
             entry, f"{{{ATOM}}}link",
-            {"rel": "alternate", "type": "text/html", "href": version_url(site, lang, text.id)},
+            {"rel": "alternate", "type": "text/html",
+             "href": site.absolute(version_url(site, lang, text.id))},
         )
         if text is not versions[0]:
             ET.SubElement(
                 entry, f"{{{ATOM}}}link",
                 {"rel": "related", "type": "text/html", "title": ui["see_what_changes"],
-                 "href": changes_url(site, lang, text.id)},
+                 "href": site.absolute(changes_url(site, lang, text.id))},
             )
     return ET.tostring(feed, encoding="utf-8", xml_declaration=True)

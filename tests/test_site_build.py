@@ -204,7 +204,8 @@ ATOM = "{http://www.w3.org/2005/Atom}"
 
 @pytest.mark.parametrize(("path", "lang"), [("feed.xml", "lv"), ("en/feed.xml", "en")])
 def test_atom_feed_lists_every_version(two_version_site: Path, path: str, lang: str) -> None:
-    """Each language's feed parses as Atom with the elements RFC 4287 requires."""
+    """Each language's feed parses as Atom with the elements RFC 4287 requires, its links
+    absolute under the site's public address."""
     from xml.etree import ElementTree as ET
 
     feed = ET.fromstring((two_version_site / "site" / path).read_bytes())  # noqa: S314 -- our own build output
@@ -217,9 +218,11 @@ def test_atom_feed_lists_every_version(two_version_site: Path, path: str, lang: 
     for required in ("id", "title", "updated", "summary"):
         assert newest.find(f"{ATOM}{required}").text, required
     links = {link.get("rel"): link.get("href") for link in newest.findall(f"{ATOM}link")}
-    prefix = "/" if lang == "lv" else "/en/"
+    prefix = "https://privatums.pulkstenu-outlets.lv/" + ("" if lang == "lv" else "en/")
     assert links == {"alternate": f"{prefix}versions/1.1/",
                      "related": f"{prefix}versions/1.1/changes/"}
+    own = {link.get("rel"): link.get("href") for link in feed.findall(f"{ATOM}link")}
+    assert own == {"self": f"{prefix}feed.xml", "alternate": prefix}
     dt.datetime.fromisoformat(newest.find(f"{ATOM}updated").text.replace("Z", "+00:00"))
 
 
@@ -232,3 +235,117 @@ def test_every_page_announces_the_feed(two_version_site: Path) -> None:
             rf'<link rel="alternate" type="application/atom\+xml" title="[^"]+" href="{feed}">',
             html,
         ), html_file
+
+
+SITE_URL = "https://privatums.pulkstenu-outlets.lv/"
+
+
+def test_sitemap_lists_every_page_at_its_public_address(two_version_site: Path) -> None:
+    """sitemap.xml names every page of both languages under site_url (never "None"), each
+    with its twins and x-default; the gzip copy holds the same."""
+    import gzip
+    from xml.etree import ElementTree as ET
+
+    raw = (two_version_site / "site" / "sitemap.xml").read_bytes()
+    assert b"None" not in raw
+    assert gzip.decompress((two_version_site / "site" / "sitemap.xml.gz").read_bytes()) == raw
+    ns = {"s": "http://www.sitemaps.org/schemas/sitemap/0.9", "x": "http://www.w3.org/1999/xhtml"}
+    urls = ET.fromstring(raw).findall("s:url", ns)  # noqa: S314 -- our own build output
+    locs = [u.find("s:loc", ns).text for u in urls]
+    for prefix in ("", "en/"):
+        for path in ("", "versions/", "versions/1.0/", "versions/1.1/", "versions/1.1/changes/",
+                     "request/"):
+            assert SITE_URL + prefix + path in locs, prefix + path
+    assert len(locs) == len(set(locs)) == 12
+    first = {link.get("hreflang"): link.get("href") for link in urls[0].findall("x:link", ns)}
+    assert first == {"lv": SITE_URL, "en": SITE_URL + "en/", "x-default": SITE_URL}
+
+
+@pytest.mark.parametrize(("path", "own", "lv", "en"), [
+    ("en/versions/1.0/index.html", "en/versions/1.0/", "versions/1.0/", "en/versions/1.0/"),
+    ("versions/1.1/changes/index.html", "versions/1.1/changes/", "versions/1.1/changes/",
+     "en/versions/1.1/changes/"),
+])
+def test_canonical_and_hreflang_are_absolute(two_version_site: Path, path: str, own: str,
+                                             lv: str, en: str) -> None:
+    """Each page names its canonical address and its twins absolutely, with x-default (the
+    binding Latvian text)."""
+    html = page(two_version_site, path)
+    assert f'<link rel="canonical" href="{SITE_URL}{own}">' in html
+    assert f'<link rel="alternate" href="{SITE_URL}{lv}" hreflang="lv">' in html
+    assert f'<link rel="alternate" href="{SITE_URL}{en}" hreflang="en">' in html
+    assert f'<link rel="alternate" href="{SITE_URL}{lv}" hreflang="x-default">' in html
+
+
+def test_every_page_has_its_own_title_and_description(two_version_site: Path) -> None:
+    """Titles follow "Page — Pulksteņu Outlets" and no two pages share a title or a
+    description (the layout of the service's pages aside: the service fills it)."""
+    titles, descriptions = {}, {}
+    for html_file in (two_version_site / "site").rglob("*.html"):
+        if html_file.parent.name == "request":
+            continue
+        html = html_file.read_text("utf-8")
+        title = re.search(r"<title>(.*?)</title>", html, re.S)[1]
+        description = re.search(r'<meta name="description" content="([^"]+)">', html)[1]
+        assert re.fullmatch(r"\S.* — Pulksteņu Outlets", title), (html_file, title)
+        titles[html_file] = title
+        descriptions[html_file] = description
+    assert len(set(titles.values())) == len(titles) == 12
+    assert len(set(descriptions.values())) == len(descriptions)
+    assert titles[two_version_site / "site" / "en" / "index.html"] == (
+        "Privacy policy — Pulksteņu Outlets")
+
+
+@pytest.mark.parametrize(("path", "lang", "other"), [("404.html", "lv", "/en/"),
+                                                     ("en/404.html", "en", "/")])
+def test_a_404_page_per_language(two_version_site: Path, path: str, lang: str,
+                                 other: str) -> None:
+    """Each language has its own 404 page; its links work from any address (they start at
+    the root) and the language menu leads to the other language's home."""
+    html = page(two_version_site, path)
+    assert f'<html lang="{lang}"' in html
+    assert ("Page not found" if lang == "en" else "Lapa nav atrasta") in html
+    assert f'href="{other}" hreflang=' in html
+    assert not re.search(r'(?:href|src)="(?!/|https?:|mailto:|#)', html)
+    assert '<link rel="canonical"' not in html
+
+
+def test_no_banner_strip_when_nothing_is_upcoming(two_version_site: Path,
+                                                  tmp_path: Path) -> None:
+    """With no upcoming version the page has no banner element at all (it drew an empty
+    dark strip); with one, the banner is there."""
+    assert '<aside class="md-banner">' in page(two_version_site, "index.html")
+    out = build_site(two_version_site, tmp_path / "site", dt.date(2026, 12, 31))
+    for html_file in out.rglob("*.html"):
+        assert "md-banner" not in html_file.read_text("utf-8"), html_file
+
+
+@pytest.mark.parametrize(("path", "lang"), [("versions/index.html", "lv"),
+                                            ("en/versions/1.1/changes/index.html", "en")])
+def test_footer_and_language_menu_speak_the_page_language(two_version_site: Path, path: str,
+                                                          lang: str) -> None:
+    """The footer names the controller, its e-mail, the versions and the feed in the page's
+    language (not "Made with Material"), and the language button shows LV/EN in text."""
+    html = page(two_version_site, path)
+    footer = re.search(r'<div class="md-copyright policy-footer">(.*?)</div>', html, re.S)[1]
+    assert "Made with" not in html
+    assert ("Data controller: Pulksteņu Outlets" if lang == "en"
+            else "Personas datu pārzinis: Pulksteņu Outlets") in footer
+    assert 'href="mailto:info@pulkstenu-outlets.lv"' in footer
+    prefix = "/" if lang == "lv" else "/en/"
+    assert f'href="{prefix}versions/"' in footer and f'href="{prefix}feed.xml"' in footer
+    button = re.search(r'<button class="md-header__button policy-language__button"[^>]*>(.*?)'
+                       r"</button>", html, re.S)[1]
+    assert button.strip().startswith(lang.upper())
+    for code in ("lv", "en"):
+        assert re.search(rf'<a href="[^"]+" hreflang="{code}" lang="{code}" '
+                         r'class="md-select__link"', html)
+
+
+def test_history_cells_are_labelled_for_phones(two_version_site: Path) -> None:
+    """Each cell of the history names its column, so that on a phone every version reads as
+    a labelled block."""
+    html = page(two_version_site, "en/versions/index.html")
+    assert html.count('data-label="Effective"') == 2
+    assert html.count('data-label="What changed"') == 2
+    assert '<td data-label="Comparison"><a href="1.1/changes/">Compare with 1.0</a></td>' in html
