@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 import os
 import re
 import signal
@@ -77,7 +79,8 @@ def _server(env: dict[str, str], logs: list[str] | None = None) -> Iterator[str]
 
 
 def test_serve_runs_the_site_and_the_form(tmp_path: Path) -> None:
-    """One process serves the policy pages, the form (a full submission) and our 404 page."""
+    """One process serves the policy pages, the form (a full submission) and our 404 page,
+    and the e-mail's link points at the port it was started on."""
     logs: list[str] = []
     with _server(_env(tmp_path), logs) as base, httpx.Client(base_url=base) as client:
         home = client.get("/")
@@ -101,8 +104,12 @@ def test_serve_runs_the_site_and_the_form(tmp_path: Path) -> None:
         assert missing.status_code == 404 and "Lapa nav atrasta" in missing.text
         assert missing.headers["x-content-type-options"] == "nosniff"
         assert "server" not in response.headers
-    # The worker ran in the same process: the verification e-mail is in the Maildir.
-    assert list((tmp_path / "var" / "maildir" / "new").iterdir())
+    # The worker ran in the same process: the verification e-mail is in the Maildir, and
+    # its link is on the port this server listens on (POLICY_BASE_URL follows --port).
+    [mail] = list((tmp_path / "var" / "maildir" / "new").iterdir())
+    message = email.message_from_bytes(mail.read_bytes(), policy=email.policy.default)
+    body = message.get_body(preferencelist=("plain",)).get_content()
+    assert f"{base}/request/verify/" in body
     # The access log shows the requests, but neither link's token (form_service/web/logs.py).
     [output] = logs
     assert '"GET /request/verify/… HTTP/1.1" 200' in output
