@@ -52,8 +52,10 @@ class BenchError(Exception):
     """Something the bench needs is missing; the message says what to do."""
 
 
-def make_project(dest: Path) -> Path:
-    """A copy of the project with 1.1 in force since yesterday and 1.2 taking effect in 30 days."""
+def make_project(dest: Path, site_url: str) -> Path:
+    """A copy of the project with 1.1 in force since yesterday and 1.2 taking effect in 30 days,
+    its public address `site_url` (where it is served: Material's script reads the sitemap
+    there, as in production)."""
     from site_config.facts import load_site
     from site_config.new_version import new_version, seal
 
@@ -61,6 +63,11 @@ def make_project(dest: Path) -> Path:
     shutil.copytree(ROOT / "content", dest / "content")
     shutil.copytree(ROOT / "site_config", dest / "site_config",
                     ignore=shutil.ignore_patterns("__pycache__"))
+    facts = dest / "site_config" / "site.yml"
+    text = facts.read_text(encoding="utf-8")
+    if "site_url:" in text:
+        text = re.sub(r"(?m)^site_url: .*$", f"site_url: {site_url}", text)
+    facts.write_text(text, encoding="utf-8")
     edits = {
         "1.1": {"lv": ("Pasta serveriem.", "Pasta serveriem un kurjeriem.", "Pievienoti kurjeri."),
                 "en": ("Mail servers.", "Mail servers and couriers.", "Couriers added.")},
@@ -90,8 +97,7 @@ def _free_port() -> int:
 
 
 @contextmanager
-def service(project: Path, var: Path) -> Iterator[str]:
-    port = _free_port()
+def service(project: Path, var: Path, port: int) -> Iterator[str]:
     base = f"http://127.0.0.1:{port}"
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", "POLICY_VAR_DIR": str(var),
            "POLICY_SITE_DIR": str(project / "site"), "POLICY_BASE_URL": base,
@@ -163,10 +169,14 @@ def pages(base: str, langs: list[str]) -> list[dict[str, str]]:
     return targets
 
 
-def lighthouse(targets: list[dict[str, str]], form_factors: list[str]) -> list[dict]:
+def lighthouse(targets: list[dict[str, str]], form_factors: list[str],
+               categories: list[str] | None = None) -> list[dict]:
+    """Lighthouse on each page and form factor (tools/lighthouse/audit.mjs): one row each."""
     if not (TOOL / "node_modules" / "lighthouse").is_dir():
         raise BenchError("Lighthouse is not installed: run `make lighthouse`.")
-    job = {"chrome": CHROMIUM, "pages": targets, "form_factors": form_factors}
+    job: dict = {"chrome": CHROMIUM, "pages": targets, "form_factors": form_factors}
+    if categories:
+        job["categories"] = categories
     done = subprocess.run(["node", str(TOOL / "audit.mjs")], input=json.dumps(job), text=True,
                           capture_output=True, cwd=TOOL, timeout=3600, check=False)
     rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
@@ -179,11 +189,12 @@ def audit_site(langs: list[str], form_factors: list[str]) -> list[dict]:
     from site_config.build_site import build_site
 
     with tempfile.TemporaryDirectory(prefix="lighthouse-") as tmp:
-        project = make_project(Path(tmp))
+        port = _free_port()
+        project = make_project(Path(tmp), f"http://127.0.0.1:{port}/")
         build_site(project, project / "site", TODAY)
         var = Path(tmp) / "var"
         var.mkdir()
-        with service(project, var) as base:
+        with service(project, var, port) as base:
             return lighthouse(pages(base, langs), form_factors)
 
 

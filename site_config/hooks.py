@@ -392,17 +392,16 @@ def on_page_context(
 
 
 # Material's checkbox switches carry autocomplete="off" (so that Firefox does not
-# restore an open drawer on "back"), which HTML allows on text-like inputs only;
-# the search switch serves a search this site does not have.
+# restore an open drawer on "back"), which HTML allows on text-like inputs only.
+# The search switch stays although search is off: Material's script requires it
+# and stops with an error without it.
 _TOGGLE_AUTOCOMPLETE = re.compile(r'(<input class="md-toggle"[^>]*?) autocomplete="off"')
-_SEARCH_TOGGLE = re.compile(r'<input class="md-toggle" data-md-toggle="search"[^>]*>\s*')
 _RELATIVE_REF = re.compile(
     r'(?P<attr>\s(?:href|src))="(?P<url>(?![a-z][a-z0-9+.-]*:|/|#|@@)[^"]*)"')
 _CONFIG_BASE = re.compile(r'("base":\s*)"[^"]*"')
 
 
 def on_post_page(output: str, *, page: Page, config: MkDocsConfig) -> str:
-    output = _SEARCH_TOGGLE.sub("", output)
     output = _TOGGLE_AUTOCOMPLETE.sub(r"\1", output)
     state = _build(config)
     if _kind(page, state.lang)[0] in ("404", "service"):
@@ -416,9 +415,10 @@ def on_post_page(output: str, *, page: Page, config: MkDocsConfig) -> str:
     return output
 
 
-def _sitemap(site: Site, texts: dict[str, list[PolicyText]]) -> bytes:
-    """Every page of the site with its twins in the other languages (sitemaps.org, and
-    Google's xhtml:link alternates with x-default); the form is a page of the site too."""
+def _sitemap(site: Site, texts: dict[str, list[PolicyText]], langs: tuple[str, ...]) -> bytes:
+    """The pages of `langs`, each with its twins in every language and x-default
+    (sitemaps.org, with the xhtml:link alternates search engines read hreflang from);
+    the form is a page of the site too."""
     default = texts[site.default_language]
     paths = ["", "versions/", "request/"]
     paths += [f"versions/{t.id}/" for t in default]
@@ -426,7 +426,7 @@ def _sitemap(site: Site, texts: dict[str, list[PolicyText]]) -> bytes:
     lines = ['<?xml version="1.0" encoding="UTF-8"?>',
              '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9" '
              'xmlns:xhtml="http://www.w3.org/1999/xhtml">']
-    for lang in site.language_codes:
+    for lang in langs:
         for path in paths:
             own = html.escape(site.absolute(site.prefix(lang) + path))
             lines.append(f"  <url><loc>{own}</loc>")
@@ -454,10 +454,18 @@ def on_post_build(*, config: MkDocsConfig) -> None:
     manifest = build_manifest(site, texts, build_date())
     out = Path(config.site_dir) / "versions.json"
     out.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    sitemap = _sitemap(site, texts)
-    (Path(config.site_dir) / "sitemap.xml").write_bytes(sitemap)
+    # The root's sitemap lists every page; each other language's root has one of its own
+    # pages (a sitemap lists addresses below its folder). Material's script reads the one
+    # beside each page's feed link (/en/feed.xml -> /en/sitemap.xml).
+    site_dir = Path(config.site_dir)
+    sitemap = _sitemap(site, texts, site.language_codes)
+    (site_dir / "sitemap.xml").write_bytes(sitemap)
     # mtime=0: the same site gives the same bytes.
-    (Path(config.site_dir) / "sitemap.xml.gz").write_bytes(gzip.compress(sitemap, mtime=0))
+    (site_dir / "sitemap.xml.gz").write_bytes(gzip.compress(sitemap, mtime=0))
+    for lang in site.language_codes[1:]:
+        folder = site_dir / site.prefix(lang).strip("/")
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "sitemap.xml").write_bytes(_sitemap(site, texts, (lang,)))
 
 
 __all__ = [

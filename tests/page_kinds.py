@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx2
-from site_tree import copy_project, release
-from web_support import SECRET, TODAY_ISO, served
+from site_tree import copy_project, edit, release, site_of
+from web_support import SECRET, TODAY_ISO, free_port, served
 
 from form_service.settings import load_settings
 from form_service.tokens import make_token
@@ -44,9 +44,14 @@ class Served:
         return self.base + self.paths[kind, lang]
 
 
-def make_three_versions(root: Path) -> Path:
+def make_three_versions(root: Path, site_url: str | None = None) -> Path:
+    """The project with three versions, built; `site_url`: the address it is served at
+    (Material's script reads the site's sitemap there, as it does in production)."""
     root.mkdir(parents=True)
     copy_project(root)
+    if site_url:
+        edit(root / "site_config" / "site.yml",
+             "site_url: https://privatums.pulkstenu-outlets.lv/", f"site_url: {site_url}")
     release(root, "1.1", dt.date(2026, 11, 27), {
         "lv": ("Pasta serveriem.", "Pasta serveriem un kurjeriem.", "Pievienoti kurjeri."),
         "en": ("Mail servers.", "Mail servers and couriers.", "Couriers added."),
@@ -55,6 +60,7 @@ def make_three_versions(root: Path) -> Path:
         "lv": ("kurjeriem.", "kurjeriem un grāmatvedim.", "Pievienots grāmatvedis."),
         "en": ("couriers.", "couriers and the accountant.", "The accountant added."),
     }, sealed_on=dt.date(2026, 11, 27))
+    site_of(root)  # the facts read afresh: not those of another project in this process
     build_site(root, root / "site", dt.date.fromisoformat(TODAY_ISO))
     return root
 
@@ -74,14 +80,16 @@ def _submitted(client: httpx2.Client, prefix: str, lang: str) -> tuple[str, str]
 
 @contextmanager
 def every_page_kind(tmp: Path) -> Iterator[Served]:
-    root = make_three_versions(tmp / "project")
+    port = free_port()
+    root = make_three_versions(tmp / "project", f"http://127.0.0.1:{port}/")
     settings = load_settings({
         "POLICY_VAR_DIR": str(tmp / "var"),
         "POLICY_SECRET_KEY": SECRET,
         "POLICY_SITE_DIR": str(root / "site"),
         "POLICY_DATABASE_URL": f"sqlite:///{tmp / 'requests.sqlite3'}",
     }, root=root)
-    with served(settings) as base, httpx2.Client(base_url=base, headers={"Origin": base}) as c:
+    with served(settings, port=port) as base, \
+            httpx2.Client(base_url=base, headers={"Origin": base}) as c:
         paths: dict[tuple[str, str], str] = {}
         for lang, prefix in PREFIXES.items():
             sent, verify = _submitted(c, prefix, lang)

@@ -68,8 +68,8 @@ def test_the_header_title_fits_a_small_phone(browser: Any, served_site: Served) 
 @pytest.mark.parametrize("lang", PREFIXES)
 def test_pages_load_without_errors_or_failed_requests(browser: Any, served_site: Served,
                                                       lang: str) -> None:
-    """No page logs a console error or asks for anything that is not there (Material asked
-    for sitemap.xml under /en/ and /versions/1.0/)."""
+    """No page logs a console error or an uncaught script error, or asks for anything that
+    is not there (Material asked for sitemap.xml under /en/ and /versions/1.0/)."""
     problems: list[str] = []
     current = {"kind": ""}
     # The form with errors (400) and the 404 page are answered with their status on purpose;
@@ -85,6 +85,7 @@ def test_pages_load_without_errors_or_failed_requests(browser: Any, served_site:
 
     page = browser.new_page()
     page.on("console", console)
+    page.on("pageerror", lambda error: problems.append(f"{current['kind']}: script: {error}"))
     page.on("response", lambda r: r.status >= 400 and r.request.resource_type != "document"
             and problems.append(f"{current['kind']}: {r.status} {r.url}"))
     for kind in KINDS:

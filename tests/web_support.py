@@ -180,11 +180,20 @@ def stored_request(settings: Settings, reference: str) -> Mapping[str, Any] | No
         return None if row is None else dict(row)
 
 
-@contextmanager
-def served(settings: Settings, **app_options: Any) -> Iterator[str]:
-    """The app under a real uvicorn in a thread, for the browser; yields its base URL."""
-    import datetime as dt
+def free_port() -> int:
     import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def served(settings: Settings, port: int | None = None, **app_options: Any) -> Iterator[str]:
+    """The app under a real uvicorn in a thread, for the browser; yields its base URL.
+
+    `port`: listen there (a site built for that address); by default a free one."""
+    import datetime as dt
     import threading
     import time
 
@@ -193,9 +202,7 @@ def served(settings: Settings, **app_options: Any) -> Iterator[str]:
     app_options.setdefault("run_worker", False)
     app_options.setdefault("today", dt.date.fromisoformat(TODAY_ISO))
     app_options.setdefault("rate_limits", generous_limits())
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = port or free_port()
     # The Origin check compares with the base URL exactly: it is where the browser goes.
     settings = replace(settings, base_url=f"http://127.0.0.1:{port}")
     config = uvicorn.Config(create_app(settings, **app_options), host="127.0.0.1", port=port,

@@ -75,18 +75,13 @@ class Pages:
         }
 
     def _head_links(self, scope: Scope, lang: str) -> list[dict[str, str]]:
-        """The form is a page of the site, in the sitemap: its canonical address and its
-        twins (absolute, with x-default), as on the policy pages. The pages after it are
-        one person's, at addresses nobody else opens: no links."""
+        """The form is a page of the site, in the sitemap (with its twins): its canonical
+        address, as on the policy pages. The pages after it are one person's, at addresses
+        nobody else opens: no link."""
         path = URL(scope=scope).path
         if path != self.site.prefix(lang) + "request/":
             return []
-        links = [{"rel": "canonical", "href": self.site.absolute(path), "hreflang": ""}]
-        for code in (*self.site.language_codes, "x-default"):
-            target = self.site.default_language if code == "x-default" else code
-            href = self.site.absolute(path_in_language(self.site, path, target))
-            links.append({"rel": "alternate", "href": href, "hreflang": code})
-        return links
+        return [{"rel": "canonical", "href": self.site.absolute(path), "hreflang": ""}]
 
     def render(
         self,

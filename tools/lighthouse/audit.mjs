@@ -1,7 +1,9 @@
 // Lighthouse 12.2.3 on a list of pages, in the system's Chromium (never a downloaded one).
 //
 // Reads a JSON job from stdin: {"chrome": PATH, "pages": [{"name", "url", "submit"}],
-// "form_factors": ["mobile", "desktop"]}. A page with "submit" is opened first and its
+// "form_factors": ["mobile", "desktop"], "categories": [...] (optional, default all)}.
+// Pages answered with 4xx on purpose (the form with errors, a 404) are audited too:
+// Lighthouse's own SEO audit then says what it thinks of the status. A page with "submit" is opened first and its
 // form's submit button pressed: the navigation that follows (a POST answered with the
 // form and its errors) is what Lighthouse measures. Writes one JSON line per audit.
 import puppeteer from 'puppeteer-core';
@@ -24,7 +26,9 @@ for (const formFactor of job.form_factors) {
   for (const target of job.pages) {
     const page = await browser.newPage();
     const config = formFactor === 'desktop' ? desktopConfig : undefined;
-    const flow = await startFlow(page, {config, flags: {formFactor}, name: target.name});
+    const flags = {formFactor, ignoreStatusCode: true};
+    if (job.categories) flags.onlyCategories = job.categories;
+    const flow = await startFlow(page, {config, flags, name: target.name});
     let row = {name: target.name, url: target.url, form_factor: formFactor};
     try {
       if (target.submit) {
@@ -46,8 +50,10 @@ for (const formFactor of job.form_factors) {
         .filter((a) => a.scoreDisplayMode === 'error')
         .map((a) => `${a.id}: ${a.errorMessage}`);
       const network = lhr.audits['network-requests']?.details?.items ?? [];
+      const consoleErrors = (lhr.audits['errors-in-console']?.details?.items ?? [])
+        .map((item) => `${item.source}: ${item.description} ${item.sourceLocation?.url ?? ''}`);
       row = {
-        ...row, scores, failed, errored,
+        ...row, scores, failed, errored, console_errors: consoleErrors,
         requests: network.length,
         bytes: network.reduce((sum, r) => sum + (r.transferSize || 0), 0),
         runtime_error: lhr.runtimeError?.code ?? null,
