@@ -156,3 +156,32 @@ def test_every_printed_page_names_the_version(browser: Any, served_site: Served,
         assert f"{word}{version}" in text and date in text and f"SHA-256:{sha}" in text
     assert "PulksteņuOutlets" in pages[0]
     assert not any("Useyourrights" in t or "Izmantojietsavastiesības" in t for t in pages)
+
+
+@pytest.mark.parametrize(("kind", "limit_kb"), [("policy", 100), ("form", 60)])
+def test_page_weight(browser: Any, served_site: Served, kind: str, limit_kb: int) -> None:
+    """The home page transfers at most 100 KB and the form at most 60 KB (headers and
+    compressed bodies of everything the page loads, Material's sitemap look-up included),
+    in both languages, on a first visit."""
+    for lang in PREFIXES:
+        loaded = _first_visit(browser, served_site.url(kind, lang))
+        total = sum(loaded.values())
+        assert 0 < total <= limit_kb * 1024, (lang, total)
+        if kind == "policy":
+            assert any(url.endswith(".min.js") for url in loaded)  # the script counted
+
+
+def _first_visit(browser: Any, url: str) -> dict[str, int]:
+    """Bytes transferred (headers and body as sent) per address a page loads on a first
+    visit (a fresh context: nothing cached)."""
+    context = browser.new_context()
+    page = context.new_page()
+    requests: list[Any] = []
+    page.on("requestfinished", lambda request: requests.append(request))
+    page.goto(url, wait_until="networkidle")
+    loaded = {}
+    for request in requests:
+        sizes = request.sizes()
+        loaded[request.url] = sizes["responseBodySize"] + sizes["responseHeadersSize"]
+    context.close()
+    return loaded
