@@ -116,5 +116,5 @@ def page_html(served_site: Served, client: httpx2.Client, kind: str, lang: str) 
     form = client.get(url)
     fields = {m["name"]: m["value"] for m in _HIDDEN.finditer(form.text)}
     answer = client.post(url.split("?")[0], data=fields)
-    assert answer.status_code == 400 and "form-error-summary" in answer.text
+    assert answer.status_code == 200 and "form-error-summary" in answer.text
     return answer.text

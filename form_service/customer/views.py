@@ -240,10 +240,13 @@ async def _submit(request: Request, web: WebContext, lang: str) -> Response:
         # A genuine token is kept (its viewed_at is when the policy was first shown);
         # a bad one is replaced, and never becomes evidence. A robot that filled the
         # honeypot gets this same answer: a person's invalid form tells it nothing.
+        # 200, as GOV.UK's error pattern does: the answer is the page on which the
+        # person corrects the form, not a failure (a 400 made the browser log an error
+        # and audits call the page broken). Requests that cannot be read stay 4xx.
         return _render_form(
             request, web, lang, form,
             token_payload=payload, token=tokens[0] if payload else None,
-            notice=problem, status=400,
+            notice=problem, status=200,
         )
     assert payload is not None
     if any(value.strip() for value in data.getlist(HONEYPOT)):
