@@ -24,7 +24,7 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from form_service import views
+from form_service import health, views
 from form_service.activity import Activity, TrackActivity
 from form_service.assets import load_site_look
 from form_service.context import WebContext
@@ -53,7 +53,7 @@ class SiteFiles(StaticFiles):
 
 def _routes(web: WebContext, serve_site: bool) -> list[BaseRoute]:
     routes: list[BaseRoute] = [
-        Route("/healthz", views.healthz, methods=["GET", "HEAD"]),
+        Route("/healthz", health.healthz, methods=["GET", "HEAD"]),
         Route("/request/verify/{token}", views.verify, methods=["GET", "HEAD"]),
         Mount("/request/assets", StaticFiles(directory=STATIC), name="form-assets"),
     ]

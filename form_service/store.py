@@ -601,6 +601,34 @@ class Store:
             )
             return [(reference, outbox.state(row)) for reference, row in rows]
 
+    # -- monitoring ---------------------------------------------------------
+
+    def health(self, today: dt.date) -> HealthCounts:
+        """What monitoring watches, as counts only: no reference, name or address leaves here."""
+        with self._reads.begin() as session:
+            pending, oldest = session.execute(
+                select(func.count(), func.min(OutboxMessage.created_at))
+                .where(OutboxMessage.status == outbox.PENDING)
+            ).one()
+            failed = session.scalar(
+                select(func.count()).select_from(OutboxMessage)
+                .where(OutboxMessage.status == outbox.FAILED)
+            )
+            overdue = session.scalar(
+                select(func.count()).select_from(Request)
+                .where(Request.status.in_(OPEN), Request.due_at < today)
+            )
+        return HealthCounts(pending=int(pending), oldest_pending_at=oldest,
+                            failed=int(failed or 0), overdue=int(overdue or 0))
+
+
+@dataclass(frozen=True)
+class HealthCounts:
+    pending: int  # outbox messages not yet delivered (including those waiting to retry)
+    oldest_pending_at: dt.datetime | None  # when the oldest of them was queued
+    failed: int  # messages given up on: staff must act by hand
+    overdue: int  # open requests past their due date
+
 
 def _reason(text: str, doing: str) -> str:
     """The reason staff give, which the customer will read: required, plain text."""
