@@ -108,6 +108,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return serve(args)
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from form_service.migrate import run
+
+    return run(args)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="policy-site", description="The Pulksteņu Outlets privacy policy site and service."
@@ -145,6 +151,9 @@ def _parser() -> argparse.ArgumentParser:
     p = add("serve", cmd_serve, "Build the site if needed and serve it with the request form.")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
+
+    add("migrate", cmd_migrate, "Bring the database in POLICY_DATABASE_URL up to date "
+        "(run once before starting or upgrading instances).")
 
     from form_service.staff import add_command
 
