@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,11 @@ def create(database_url: str) -> Engine:
 
 def _sqlite_engine(url: URL) -> Engine:
     if url.database and url.database != ":memory:" and not url.database.startswith("file:"):
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        path = Path(url.database)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # SQLite gives the -wal and -shm files the mode of the database file, so
+        # creating that one 0600 keeps all three private (form_service/private.py).
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
     # hide_parameters: a failed INSERT's message would otherwise carry the customer's
     # name, e-mail and words into the log (GDPR Art. 5(1)(f), integrity and confidentiality).
     engine = create_engine(url, hide_parameters=True)
