@@ -31,6 +31,7 @@ from form_service.tokens import read_token
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.browser]
 
 HEADER_TIMEOUT = 3  # seconds Caddy waits for a request's headers (10 s in production)
+PAUSE = 0.25  # seconds each of the four streaming customers waits between submissions
 PER_IP = 6  # submissions a minute from one client address (POLICY_RATE_LIMIT_PER_IP)
 DOMAIN = "pulkstenu-outlets.lv"
 MESSAGE_ID = re.compile(r"<(PO-[0-9A-Z]{4}-[0-9A-Z]{4})\.([a-z]+)@")
@@ -135,14 +136,16 @@ def test_https_certificate_chains_to_caddys_local_ca_only(deployed: Topology) ->
 # -- the journey --------------------------------------------------------------------
 
 
-def wait_for(predicate, seconds: float, what: str):  # type: ignore[no-untyped-def]
+def wait_for(predicate, seconds: float, what: str, state=None):  # type: ignore[no-untyped-def]
+    """Poll until `predicate` holds; else fail, saying what `state()` found."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         found = predicate()
         if found:
             return found
         time.sleep(0.1)
-    raise AssertionError(f"{what} did not happen within {seconds} s")
+    raise AssertionError(f"{what} did not happen within {seconds} s"
+                         + (f": {state()}" if state else ""))
 
 
 def test_chromium_journey_through_caddy_gives_staff_one_ticket(
@@ -328,6 +331,7 @@ class Stream:
         self.acknowledged: set[str] = set()
         self.confirmed: set[str] = set()
         self.unexpected: list[str] = []
+        self.resent = 0  # POSTs sent again after an error (the instance died under them)
         self.stop_submitting = threading.Event()
         self.stop_confirming = threading.Event()
         self._next = 0
@@ -340,7 +344,9 @@ class Stream:
 
     def submit(self, worker: int) -> None:
         base, secret = self.deployed.base_url, self.deployed.secret_key
-        while not self.stop_submitting.is_set():
+        # Paced: flat out, four clients queue more mail in ten seconds than one instance
+        # sends in a minute, and the test would measure the backlog, not the takeover.
+        while not self.stop_submitting.wait(PAUSE):
             with self.deployed.caddy.client(self._address()) as client:
                 try:
                     form = client.get("/en/request/?type=access")
@@ -361,6 +367,8 @@ class Stream:
                         answer = client.post("/en/request/", data=fields,
                                              headers={"Origin": base})
                     except httpx2.HTTPError:
+                        with self.lock:
+                            self.resent += 1
                         time.sleep(0.2)
                         continue
                     location = answer.headers.get("location", "")
@@ -371,6 +379,8 @@ class Stream:
                             self.acknowledged.add(reference)
                         break
                     if answer.status_code in (502, 503, 504):
+                        with self.lock:
+                            self.resent += 1
                         time.sleep(0.2)
                         continue
                     with self.lock:
@@ -425,7 +435,9 @@ def test_killing_an_instance_loses_no_acknowledged_request_and_sends_each_ticket
             thread.join(timeout=30)
         acknowledged = set(stream.acknowledged)
         wait_for(lambda: acknowledged <= stream.confirmed, 60,
-                 "a confirmation of every acknowledged request")
+                 "a confirmation of every acknowledged request",
+                 lambda: _unconfirmed(deployed.database_url, acknowledged - stream.confirmed,
+                                      smtp))
     finally:
         stream.stop_submitting.set()
         stream.stop_confirming.set()
@@ -446,6 +458,7 @@ def test_killing_an_instance_loses_no_acknowledged_request_and_sends_each_ticket
         "submissions": stream.submissions,
         "acknowledged": len(acknowledged),
         "acknowledged after the kill": len(acknowledged) - acknowledged_before,
+        "sent again after an error": stream.resent,
         "stored": sum(record is not None for record in stored),
         "confirmed": len(stream.confirmed),
         "tickets": sum(counts[t] for t in tickets),
@@ -474,3 +487,16 @@ def _leased_by(database_url: str, pid: int) -> int:
         row = conn.execute("SELECT count(*) FROM outbox WHERE status = 'pending' "
                            "AND lease_owner LIKE %s", (f"%:{pid}:%",)).fetchone()
     return int(row[0]) if row else 0
+
+
+def _unconfirmed(database_url: str, references: set[str], smtp: SmtpServer) -> str:
+    """Where the requests that were never confirmed stand: their mail, and their outbox rows."""
+    arrived = {MESSAGE_ID.search(i)[1] for i in mail_ids(smtp) if ".verify@" in i}  # type: ignore[index]
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT r.reference, r.status, o.kind, o.status, o.attempts, o.lease_owner, "
+            "o.lease_until, o.next_attempt_at, o.last_error FROM requests r "
+            "LEFT JOIN outbox o ON o.request_id = r.id WHERE r.reference = ANY(%s)",
+            (sorted(references),)).fetchall()
+    return (f"{len(references)} unconfirmed, {len(references & arrived)} of them with their "
+            f"link delivered; rows: {rows[:6]}")
