@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: serve test install browser services check build lint bench
+.PHONY: serve test install browser caddy services check build lint bench
 
 $(BIN)/policy-site: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,13 @@ browser:
 	  apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
 
+# Debian's Caddy for the production topology test (tests/test_topology.py runs
+# deploy/Caddyfile). Installed only, never started as a service here.
+caddy:
+	@command -v caddy >/dev/null 2>&1 || { \
+	  apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends caddy; }
+
 # PostgreSQL and Redis for the scale-out tests: start them if they are not running.
 services:
 	@pg_isready -q -h 127.0.0.1 -p 5432 || \
@@ -34,7 +41,7 @@ services:
 	@redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 || \
 	  redis-server --bind 127.0.0.1 --port 6379 --save "" --appendonly no --daemonize yes
 
-test: install browser services
+test: install browser caddy services
 	$(BIN)/policy-site check
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
