@@ -23,7 +23,7 @@ import pytest
 from browser import CHROMIUM, CHROMIUM_ARGS
 from live_service import HIDDEN, REFERENCE
 from smtp_server import SmtpServer
-from topology import Topology, topology
+from topology_support import Topology, topology
 
 from form_service.store import Store
 from form_service.tokens import read_token
