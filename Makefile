@@ -7,6 +7,21 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
+# The browser of the browser tests (tests/browser.py reads the same variable).
+POLICY_CHROMIUM ?= /usr/bin/chromium
+export POLICY_CHROMIUM
+
+# apt and service need root. As root (Debian, this project's CI) nothing is
+# prefixed; a user (GitHub's hosted runners) gets sudo where there is one.
+SUDO := $(shell [ "$$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && echo sudo)
+
+# Whether something answers on 127.0.0.1:PORT. Plain Python, because service
+# containers (GitHub) come without pg_isready or redis-cli on the runner.
+LISTENING = $(PYTHON) -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 3).close()'
+
+# With COMPARE_WITH=origin/main the check's GitHub report compares the policy texts with it.
+COMPARE_WITH ?=
+
 .PHONY: serve test install browser caddy services check build lint bench
 
 $(BIN)/policy-site: pyproject.toml
@@ -21,33 +36,42 @@ serve: install
 	$(BIN)/policy-site build
 	$(BIN)/policy-site serve
 
-# Debian's Chromium for the browser tests (never a browser downloaded by a test tool).
+# Debian's Chromium for the browser tests (never a browser downloaded by a test tool),
+# unless POLICY_CHROMIUM already names a browser that is there.
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
+	@[ -x "$(POLICY_CHROMIUM)" ] || { \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq --no-install-recommends chromium; }
+	@[ -x "$(POLICY_CHROMIUM)" ] || { \
+	  echo "No browser at $(POLICY_CHROMIUM): set POLICY_CHROMIUM to a Chromium or Chrome." >&2; \
+	  exit 1; }
 
 # Debian's Caddy for the production topology test (tests/test_topology.py runs
-# deploy/Caddyfile). Installed only, never started as a service here.
+# deploy/Caddyfile). Installed only; the test starts its own, on loopback ports.
 caddy:
 	@command -v caddy >/dev/null 2>&1 || { \
-	  apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends caddy; }
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq --no-install-recommends caddy; }
 
-# PostgreSQL and Redis for the scale-out tests: start them if they are not running.
+# PostgreSQL and Redis for the scale-out tests: start them only if nothing answers
+# (on GitHub they are service containers, already answering).
 services:
-	@pg_isready -q -h 127.0.0.1 -p 5432 || \
-	  { service postgresql start >/dev/null 2>&1 || pg_ctlcluster 15 main start; }
-	@redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 || \
+	@$(LISTENING) 5432 2>/dev/null || \
+	  { $(SUDO) service postgresql start >/dev/null 2>&1 || $(SUDO) pg_ctlcluster 15 main start; }
+	@$(LISTENING) 6379 2>/dev/null || \
 	  redis-server --bind 127.0.0.1 --port 6379 --save "" --appendonly no --daemonize yes
 
+# The check runs again in plain text: on GitHub the workflow's own check step has
+# already annotated the files, and twice would double every annotation.
 test: install browser caddy services
-	$(BIN)/policy-site check
+	$(BIN)/policy-site check --format text
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
 check: install
-	$(BIN)/policy-site check
+	$(BIN)/policy-site check $(if $(COMPARE_WITH),--compare-with $(COMPARE_WITH))
 
 build: install
 	$(BIN)/policy-site build

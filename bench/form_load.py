@@ -106,7 +106,6 @@ def service_env(var_dir: Path, base_url: str, **extra: str) -> dict[str, str]:
         "POLICY_STAFF_EMAIL": "staff@pulkstenu-outlets.lv",
         "POLICY_MAIL_FROM": "privacy@pulkstenu-outlets.lv",
         "POLICY_RATE_LIMIT_PER_IP": "10000000/hour",
-        "POLICY_RATE_LIMIT_PER_EMAIL": "10000000/hour",
         **extra,
     }
 
@@ -180,7 +179,7 @@ def start_service(workdir: Path, *, profile: Path | None = None, timeout: float 
     var_dir = workdir / "var"
     var_dir.mkdir(parents=True, exist_ok=True)
     env = service_env(var_dir, base_url, **extra_env)
-    cli = ["--root", str(ROOT), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    cli = ["--project", str(ROOT), "serve", "--host", "127.0.0.1", "--port", str(port)]
     if profile is None:
         command = [sys.executable, "-m", "form_service.cli", *cli]
     else:
@@ -466,6 +465,8 @@ def new_client(base_url: str) -> Any:
     return httpx2.AsyncClient(
         base_url=base_url, timeout=60, follow_redirects=False, verify=False,
         limits=httpx2.Limits(max_connections=1, max_keepalive_connections=1),
+        # A browser's POST carries Origin; the service refuses one without it.
+        headers={"Origin": base_url},
     )
 
 

@@ -54,7 +54,8 @@ class SiteFiles(StaticFiles):
 def _routes(web: WebContext, serve_site: bool) -> list[BaseRoute]:
     routes: list[BaseRoute] = [
         Route("/healthz", health.healthz, methods=["GET", "HEAD"]),
-        Route("/request/verify/{token}", views.verify, methods=["GET", "HEAD"]),
+        Route("/request/verify/{token}", views.verify_page, methods=["GET", "HEAD"]),
+        Route("/request/verify/{token}", views.verify_decision, methods=["POST"]),
         Mount("/request/assets", StaticFiles(directory=STATIC), name="form-assets"),
     ]
     for lang in web.site.language_codes:

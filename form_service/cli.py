@@ -12,7 +12,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from site_config.facts import DEFAULT_ROOT, FactsError, load_site
+from site_config.facts import FactsError, load_site
+from site_config.project import find_project, project_at
 
 
 def _date(value: str) -> dt.date:
@@ -51,13 +52,24 @@ def cmd_check(args: argparse.Namespace) -> int:
     for problem in problems:
         print(problem.render(site, lang))
     if problems:
-        print(texts["check_failed"].format(count=len(problems)), file=sys.stderr)
-        return 1
-    from site_config.versions import load_versions
+        outcome = texts["check_failed"].format(count=len(problems))
+    else:
+        from site_config.versions import load_versions
 
-    count = len(load_versions(site.content_dir, site.default_language))
-    print(texts["check_ok"].format(count=count))
-    return 0
+        count = len(load_versions(site.content_dir, site.default_language))
+        outcome = texts["check_ok"].format(count=count)
+    # GitHub Actions sets GITHUB_ACTIONS=true: there the editor reads annotations and
+    # the job summary, not the log.
+    github = args.format == "github" or (
+        args.format is None and os.environ.get("GITHUB_ACTIONS") == "true"
+    )
+    if github:
+        from site_config.github import report
+
+        for command in report(site, lang, problems, outcome, args.compare_with, os.environ):
+            print(command)
+    print(outcome, file=sys.stderr if problems else sys.stdout)
+    return 1 if problems else 0
 
 
 def cmd_new_version(args: argparse.Namespace) -> int:
@@ -129,7 +141,13 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="policy-site", description="The Pulksteņu Outlets privacy policy site and service."
     )
-    parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--project", type=Path, metavar="DIR",
+        help="the policy project to work on (default: the nearest folder from here upwards "
+             "that holds mkdocs.yml and site_config/)",
+    )
+    # The option's earlier, hidden name, still used by scripts written for it.
+    parser.add_argument("--root", type=Path, dest="project", help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(
@@ -146,6 +164,16 @@ def _parser() -> argparse.ArgumentParser:
     p = add("check", cmd_check, "Check the policy texts and say in plain words what to fix.")
     p.add_argument("--lang", help="language of the messages (lv or en)")
     p.add_argument("--date", type=_date, help="treat this day as today (YYYY-MM-DD)")
+    p.add_argument(
+        "--format", choices=("text", "github"),
+        help="github: also an annotation per problem and, when GITHUB_STEP_SUMMARY is set, "
+             "a report in the job summary (the default when GITHUB_ACTIONS=true)",
+    )
+    p.add_argument(
+        "--compare-with", metavar="REF",
+        help="in the job summary, compare the policy texts with this branch or commit, "
+             "word by word (e.g. origin/main)",
+    )
 
     p = add("new-version", cmd_new_version, "Archive the current version and start the next one.")
     p.add_argument("id", help="the new version's number, e.g. 1.1")
@@ -185,6 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from site_config.versions import VersionError
 
     try:
+        args.root = project_at(args.project) if args.project else find_project()
         return int(args.func(args))
     except (BuildError, ReleaseError, FactsError, ValueError) as exc:
         print(f"policy-site {args.command}: {exc}", file=sys.stderr)

@@ -11,10 +11,11 @@ could carry customer text is stripped of CR, LF and NUL, so a name like
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from email import policy
 from email.headerregistry import Address
@@ -23,10 +24,12 @@ from email.utils import format_datetime, parseaddr
 from pathlib import Path
 from typing import Any
 
+from form_service.addresses import AddressError, envelope_address
 from form_service.deadlines import RIGA
 from form_service.outbox import message_id_for
 from form_service.settings import Settings, SettingsError
 from form_service.store import RequestRecord
+from form_service.text import one_line, plain_text
 from form_service.tokens import make_token
 from site_config.facts import Site, format_date, load_site, load_ui_texts
 from site_config.versions import VersionError, archive_path, read_policy_file
@@ -34,7 +37,6 @@ from site_config.versions import VersionError, archive_path, read_policy_file
 KINDS = ("verify", "ticket", "ack", "extend", "close")
 # Messages to the customer after the confirmation are threaded under it.
 _THREADED = ("ack", "extend", "close")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # What may stand in an address: no spaces, controls, quotes or delimiters, one "@".
 _ADDR_SPEC = re.compile(r"[^\s\x00-\x1f\x7f<>()\[\]\\,;:\"@]+@[^\s\x00-\x1f\x7f<>()\[\]\\,;:\"@]+")
 
@@ -53,25 +55,66 @@ class Outgoing:
 
 
 def header_text(value: str) -> str:
-    """A header value with CR, LF, NUL and other controls replaced by spaces."""
-    return " ".join(_CONTROL.sub(" ", value).split())
+    """A header value with CR, LF, NUL, C1, bidi and other controls replaced by spaces."""
+    return one_line(value)
 
 
-def address(name: str, addr_spec: str) -> Address:
+def address(name: str, addr_spec: str, *, customer: bool = True) -> Address:
+    """A header address. A customer's is checked as the form checks it, its domain in
+    punycode so that the envelope needs no SMTPUTF8; our own (settings) may be local,
+    like privacy@localhost."""
     addr_spec = addr_spec.strip()
     if not _ADDR_SPEC.fullmatch(addr_spec):
-        raise MessageError(f"{addr_spec!r} is not an e-mail address")
+        raise MessageError("not an e-mail address")
     try:
+        if customer:
+            # Built from its parts: Python's parser refuses a non-ASCII local part,
+            # which the form accepts where the mail path has SMTPUTF8 (addresses.py).
+            local, _, domain = envelope_address(addr_spec).rpartition("@")
+            return Address(display_name=header_text(name), username=local, domain=domain)
         return Address(display_name=header_text(name), addr_spec=addr_spec)
+    except AddressError:
+        raise MessageError("not an e-mail address") from None
     except (ValueError, IndexError) as exc:
-        raise MessageError(f"{addr_spec!r} is not an e-mail address: {exc}") from None
+        raise MessageError(f"not an e-mail address ({type(exc).__name__})") from None
+
+
+_LOOKS_ENCODED = re.compile(r"=\?")
+# Bytes of text per encoded-word: base64 of 45 bytes is 60 characters, so that a line
+# "=?utf-8?b?...?=" stays within RFC 5322's 78.
+_WORD_BYTES = 45
+
+
+def _set_address(message: EmailMessage, header: str, value: Address) -> None:
+    """Set an address header; a display name that looks like an RFC 2047 encoded-word
+    ("=?utf-8?q?URGENT...?=") is itself sent encoded, so a reader decodes it once and
+    shows the characters the customer typed, not a text of their choosing.
+
+    Python's email package would send such a name as it is, and every mail reader
+    (Python's own parser too) would decode it.
+    """
+    name = value.display_name
+    if not _LOOKS_ENCODED.search(name):
+        message[header] = value
+        return
+    words, chunk = [], ""
+    for char in name:
+        if len((chunk + char).encode()) > _WORD_BYTES:
+            words.append(chunk)
+            chunk = ""
+        chunk += char
+    words.append(chunk)
+    encoded = "\r\n ".join(
+        f"=?utf-8?b?{base64.b64encode(word.encode()).decode('ascii')}?=" for word in words)
+    # set_raw: stored and written as given (every line is short, so never refolded).
+    message.set_raw(header, f"{encoded}\r\n <{value.addr_spec}>")
 
 
 def _configured(value: str, default_name: str, setting: str) -> Address:
     """An address from settings: either a bare address or "Name <address>"."""
     name, addr_spec = parseaddr(value)
     try:
-        return address(name or default_name, addr_spec or value)
+        return address(name or default_name, addr_spec or value, customer=False)
     except MessageError:
         # A fault of the setup, not of the message: it must not fail messages for good.
         raise SettingsError(f"{setting}={value!r} is not an e-mail address.") from None
@@ -85,8 +128,13 @@ def render(
     settings: Settings,
     now: dt.datetime | None = None,
     payload: Mapping[str, Any] | None = None,
+    gathered: Sequence[RequestRecord] = (),
 ) -> Outgoing:
-    """The message of one outbox row; `payload` is the row's (the decision staff made)."""
+    """The message of one outbox row; `payload` is the row's (the decision staff made).
+
+    `gathered` (verification e-mails only): the other requests made with the same
+    address that this e-mail carries the links of (store.gather_verification).
+    """
     site = load_site(settings.root)
     sender = _configured(settings.mail_from, site.controller_name, "POLICY_MAIL_FROM")
     if kind == "ticket":
@@ -95,7 +143,9 @@ def render(
         reply_to = address(record.name, record.email)
     elif kind in ("verify", *_THREADED):
         lang = _language(site, record.language)
-        to = address(record.name, record.email)
+        # The bare address: the name was typed by whoever filled in the form, and
+        # as a display name it would put their words in any inbox, in our name.
+        to = address("", record.email)
         reply_to = _configured(
             site.controller_email, site.controller_name, "site.yml controller.email"
         )
@@ -105,16 +155,24 @@ def render(
     values = _values(kind, record, site, settings, texts, lang)
     # "close" has one text per outcome: a refusal must say more (GDPR Art. 12(4)).
     key = kind
+    if kind == "verify":
+        values.update(_verification_list([record, *gathered], site, settings, texts, lang))
+        if gathered:
+            key = "verify_many"
     if kind in ("extend", "close"):
         values.update(_decision(kind, payload, site, texts, lang))
         if kind == "close":
             key = f"close_{values['outcome']}"
 
-    message = EmailMessage(policy=policy.SMTP)
+    # RFC 6531: an address with non-ASCII letters before the @ is written as UTF-8 in
+    # the headers, and the mailer then needs the server's SMTPUTF8.
+    utf8 = not (to.addr_spec.isascii() and reply_to.addr_spec.isascii())
+    message = EmailMessage(policy=policy.SMTPUTF8 if utf8 else policy.SMTP)
     message["From"] = sender
     message["To"] = to
-    message["Reply-To"] = reply_to
+    _set_address(message, "Reply-To", reply_to)
     message["Subject"] = header_text(texts[f"email_{key}_subject"].format(**values))
+    key = "verify" if kind == "verify" else key  # one body, listing one request or more
     message["Date"] = format_datetime(now or dt.datetime.now(dt.UTC))
     message["Message-ID"] = message_id
     if kind in _THREADED:
@@ -152,10 +210,10 @@ def ticket_json(record: RequestRecord, settings: Settings) -> dict[str, Any]:
         "type_label": right.label if right else {},
         "article": right.article if right else None,
         "requester": {
-            "name": record.name,
+            "name": header_text(record.name),
             "email": record.email,
-            "phone": record.phone,
-            "order_number": record.order_number,
+            "phone": header_text(record.phone) if record.phone else None,
+            "order_number": header_text(record.order_number) if record.order_number else None,
             "language": record.language,
         },
         "details": _body_text(record.details),
@@ -264,10 +322,33 @@ def _values(
         "hours": settings.verify_link_max_age_hours,
         "ttl_days": math.ceil(settings.unverified_ttl_hours / 24),
     }
-    if kind == "verify":
-        token = make_token(settings.secret_key, "verify", {"ref": record.reference})
-        values["link"] = f"{settings.base_url}/request/verify/{token}"
     return values
+
+
+def verify_link(reference: str, settings: Settings) -> str:
+    token = make_token(settings.secret_key, "verify", {"ref": reference})
+    return f"{settings.base_url}/request/verify/{token}"
+
+
+def _verification_list(records: Sequence[RequestRecord], site: Site, settings: Settings,
+                       texts: dict[str, Any], lang: str) -> dict[str, Any]:
+    """The requests a verification e-mail lists, each with its own link; only our words."""
+    items = []
+    for record in records:
+        right = site.right(record.request_type)
+        item = texts["email_verify_item"].format(
+            reference=record.reference,
+            request_type=right.label.get(lang, right.id) if right else record.request_type,
+            submitted=format_date(texts, record.submitted_at.astimezone(RIGA).date()),
+            due=format_date(texts, record.due_at),
+            link=verify_link(record.reference, settings),
+        )
+        items.append("\n".join(f"  {line}" for line in item.splitlines()))
+    return {
+        "count": len(records),
+        "intro": texts["email_verify_intro_many" if len(records) > 1 else "email_verify_intro_one"],
+        "requests": "\n\n".join(items),
+    }
 
 
 def _effective(site: Site, lang: str, version: str) -> dt.date | None:
@@ -317,7 +398,7 @@ def _readable(texts: dict[str, Any], moment: dt.datetime) -> str:
 def _body_text(value: str | None) -> str:
     if not value:
         return ""
-    return value.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
+    return plain_text(value.replace("\r\n", "\n").replace("\r", "\n"))
 
 
 def _quoted(text: str) -> str:

@@ -1,6 +1,7 @@
 """Errors of the web layer, and the one place that turns them into pages.
 
     WebError                 a request we refuse; the customer sees a page in their language
+     ├── BadRequest          400: a body our form could not have sent (not UTF-8, a file, ...)
      ├── CrossSiteRequest    403: a POST sent from another site (Origin, Sec-Fetch-Site)
      ├── CsrfFailed          403: the CSRF cookie and form field are missing, differ or expired
      ├── BodyTooLarge        413: the request body is larger than the service accepts
@@ -36,9 +37,17 @@ class WebError(Exception):
     status = 400
     key = "form_error_bad_request"
 
-    def __init__(self, detail: str = "", *, lang: str | None = None) -> None:
+    def __init__(self, detail: str = "", *, lang: str | None = None,
+                 key: str | None = None) -> None:
         super().__init__(detail or self.key)
         self.lang = lang
+        if key is not None:
+            # The same refusal explained for another page (the confirmation link's).
+            self.key = key
+
+
+class BadRequest(WebError):
+    """Raised when a body is not what our page sends: not UTF-8, another charset, a file."""
 
 
 class CrossSiteRequest(WebError):

@@ -12,11 +12,13 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from starlette.datastructures import FormData, ImmutableMultiDict
+from starlette.datastructures import ImmutableMultiDict
 from wtforms import Form, RadioField, SelectChoice, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional, StopValidation, ValidationError
 
+from form_service.addresses import AddressError, normalise
 from form_service.i18n import Translations, texts_of
+from form_service.text import ONE_LINE_FORBIDDEN, plain_text
 from site_config.facts import Site
 
 # Longest accepted value of each field, in characters. RFC 5321 §4.5.3.1.3
@@ -37,14 +39,14 @@ MAX_LENGTH = {
 HONEYPOT = "subject"
 
 # Single-line fields end up in e-mail headers and tickets: CR/LF there would let
-# a value add headers, and any control character is a sign of a tampered form.
-# U+2028/U+2029 count too: Python's str.splitlines() breaks lines at them.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-# In free text, tabs and line ends are fine; other control characters are not
-# (NUL cannot even be stored in a PostgreSQL text column).
+# a value add headers, and any control character is a sign of a tampered form
+# (text.py: C0 and C1 controls, U+2028/U+2029, and the bidi controls that make
+# a ticket read differently from what it says).
+_CONTROL = ONE_LINE_FORBIDDEN
+# In free text, tabs and line ends are fine; NUL and other C0 controls are
+# refused (NUL cannot even be stored in a PostgreSQL text column). C1, bidi
+# and Unicode line separators are neutralised instead (text.plain_text).
 _CONTROL_IN_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-# Deliberately loose: the verification e-mail is the real check (GDPR Art. 12(6)).
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
 _PHONE = re.compile(r"^\+?[0-9 ()./-]{3,}$")
 
 
@@ -86,6 +88,24 @@ def _free_text(message: str) -> Callable[[Form, Any], None]:
     def check(form: Form, field: Any) -> None:
         if field.data and (_CONTROL_IN_TEXT.search(field.data) or _has_surrogates(field.data)):
             raise StopValidation(message)
+        if field.data:
+            field.data = plain_text(field.data)
+
+    return check
+
+
+def _deliverable(smtputf8: bool, format_message: str, smtputf8_message: str
+                 ) -> Callable[[Form, Any], None]:
+    """Only an address our mail can reach (addresses.py); the field keeps its normal form."""
+
+    def check(form: Form, field: Any) -> None:
+        if not field.data:
+            return
+        try:
+            field.data = normalise(field.data, smtputf8=smtputf8).stored
+        except AddressError as exc:
+            raise StopValidation(smtputf8_message if exc.needs_smtputf8 else format_message
+                                 ) from None
 
     return check
 
@@ -111,18 +131,22 @@ class _RequiredChoice(RadioField):
         super().pre_validate(form)
 
 
-_classes: dict[tuple[Path, str], type[Form]] = {}
+_classes: dict[tuple[Path, str, bool], type[Form]] = {}
 
 
-def request_form_class(site: Site, lang: str) -> type[Form]:
-    """The form class of one language (labels and messages are fixed per class)."""
-    key = (site.root, lang)
+def request_form_class(site: Site, lang: str, smtputf8: bool = False) -> type[Form]:
+    """The form class of one language (labels and messages are fixed per class).
+
+    `smtputf8`: the mail path delivers to addresses with non-ASCII letters
+    before the @ (POLICY_SMTPUTF8).
+    """
+    key = (site.root, lang, smtputf8)
     if key not in _classes:
-        _classes[key] = _build_form_class(site, lang)
+        _classes[key] = _build_form_class(site, lang, smtputf8)
     return _classes[key]
 
 
-def _build_form_class(site: Site, lang: str) -> type[Form]:
+def _build_form_class(site: Site, lang: str, smtputf8: bool) -> type[Form]:
     t = texts_of(site, lang)
     translations = Translations(site, lang)
     one_line = t["form_error_control_characters"]
@@ -148,7 +172,8 @@ def _build_form_class(site: Site, lang: str) -> type[Form]:
                 DataRequired(t["form_error_email_required"]),
                 _single_line(one_line),
                 Length(max=MAX_LENGTH["email"]),
-                _matches(_EMAIL, t["form_error_email_format"]),
+                _deliverable(smtputf8, t["form_error_email_format"],
+                             t["form_error_email_smtputf8"]),
             ],
         )
         request_type = _RequiredChoice(
@@ -188,14 +213,9 @@ def _build_form_class(site: Site, lang: str) -> type[Form]:
     return RequestForm
 
 
-def text_fields(formdata: FormData) -> ImmutableMultiDict[str, str]:
-    """Only the text values of a submitted form: an uploaded file is no answer to a text field."""
-    return ImmutableMultiDict([(k, v) for k, v in formdata.multi_items() if isinstance(v, str)])
-
-
 def make_form(site: Site, lang: str, formdata: ImmutableMultiDict[str, Any] | None = None,
-              data: Mapping[str, Any] | None = None) -> Form:
-    return request_form_class(site, lang)(formdata=formdata, data=data)
+              data: Mapping[str, Any] | None = None, *, smtputf8: bool = False) -> Form:
+    return request_form_class(site, lang, smtputf8)(formdata=formdata, data=data)
 
 
 def first_errors(form: Form) -> list[tuple[str, str]]:

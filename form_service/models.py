@@ -97,8 +97,15 @@ class Request(Base):
     status: Mapped[str] = mapped_column(String(20))
     closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     close_reason: Mapped[str | None] = mapped_column(Text)
+    # Digest of the normalised mailbox (addresses.mailbox_key): requests made with
+    # one address share its cap on verification e-mails.
+    mailbox: Mapped[str | None] = mapped_column(String(64))
 
-    __table_args__ = (Index(None, "status", "submitted_at"), Index(None, "status", "due_at"))
+    __table_args__ = (
+        Index(None, "status", "submitted_at"),
+        Index(None, "status", "due_at"),
+        Index(None, "mailbox", "status"),
+    )
 
 
 class OutboxMessage(Base):
@@ -138,6 +145,22 @@ class RequestEvent(Base):
     kind: Mapped[str] = mapped_column(String(40))
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class VerifyMail(Base):
+    """One verification e-mail sent (or on its way) to a mailbox: the cap counts these.
+
+    Kept apart from the requests, which the owner may discard, so that
+    discarding does not give a sender their quota back.
+    """
+
+    __tablename__ = "verify_mails"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    mailbox: Mapped[str] = mapped_column(String(64))
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index(None, "mailbox", "at"),)
 
 
 class EventCount(Base):

@@ -1,14 +1,16 @@
-"""Rate limits per client address and per e-mail address (the `limits` library, async API).
+"""Rate limits per client address (the `limits` library, async API).
 
-Per address, so one machine cannot flood the service; per e-mail address, so
-the form cannot be used to flood someone's inbox with confirmation e-mails.
+Per address, so one machine cannot flood the service. There is no refusal
+per e-mail address: that would let anyone lock a person out of filing their
+own request by filing a few in their name, and the refusal itself would tell
+how many requests an address has made. Flooding an inbox through the form is
+stopped instead by the cap on verification e-mails (store.gather_verification).
 Counts live in memory by default, or in Redis when POLICY_RATE_LIMIT_STORAGE
 names it, so that several instances behind one proxy share one count.
 """
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import logging
 import math
@@ -36,7 +38,6 @@ class RateLimits:
     """How many submissions are allowed, in the `limits` notation ("20/hour")."""
 
     per_ip: str = "20/hour"
-    per_email: str = "5/day"
     # Keys in a shared store start with this, so two deployments never share counts.
     key_prefix: str = "policy-site"
 
@@ -44,16 +45,14 @@ class RateLimits:
     def from_env(cls, env: Mapping[str, str]) -> RateLimits:
         values = {
             "per_ip": env.get("POLICY_RATE_LIMIT_PER_IP") or cls.per_ip,
-            "per_email": env.get("POLICY_RATE_LIMIT_PER_EMAIL") or cls.per_email,
             "key_prefix": env.get("POLICY_RATE_LIMIT_KEY_PREFIX") or cls.key_prefix,
         }
         limits = cls(**values)
-        for name, value in (("POLICY_RATE_LIMIT_PER_IP", limits.per_ip),
-                            ("POLICY_RATE_LIMIT_PER_EMAIL", limits.per_email)):
-            try:
-                parse(value)
-            except ValueError:
-                raise SettingsError(f"{name}={value!r} must be like 20/hour.") from None
+        try:
+            parse(limits.per_ip)
+        except ValueError:
+            raise SettingsError(
+                f"POLICY_RATE_LIMIT_PER_IP={limits.per_ip!r} must be like 20/hour.") from None
         return limits
 
 
@@ -78,7 +77,6 @@ class Limiter:
         self.storage = cast(AsyncStorage, storage_from_string(uri, **options))
         self.strategy = SlidingWindowCounterRateLimiter(self.storage)
         self.per_ip = parse(limits.per_ip)
-        self.per_email = parse(limits.per_email)
 
     async def _hit(self, item: RateLimitItem, kind: str, key: str) -> None:
         try:
@@ -94,12 +92,6 @@ class Limiter:
 
     async def hit_address(self, address: str) -> None:
         await self._hit(self.per_ip, "ip", address)
-
-    async def hit_email(self, email: str) -> None:
-        # The store keeps a digest, not the address: the counter must not become
-        # a second copy of customers' e-mail addresses.
-        digest = hashlib.sha256(email.strip().lower().encode("utf-8")).hexdigest()
-        await self._hit(self.per_email, "email", digest)
 
     async def reset(self) -> None:
         """Forget every count (in Redis: every key under this deployment's prefix)."""
@@ -160,6 +152,10 @@ def _key(text: str) -> str:
     address = _parse_ip(text)
     if address is None:
         return text[:64]
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        # ::ffff:a.b.c.d is how a dual-stack listener (--host ::) reports an IPv4
+        # client: it is that IPv4 address, not one of a /64 all IPv4 clients share.
+        return str(address.ipv4_mapped)
     if address.version == 6:
         # One IPv6 subscriber holds a whole /64; counting single addresses would
         # give each of them 2^64 quotas.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
 import secrets
 from collections.abc import Mapping
@@ -143,12 +145,37 @@ def csrf_cookie_name(settings: Settings) -> str:
     return "__Host-csrf" if settings.https else "csrf"
 
 
+def _cookie_mac(settings: Settings, nonce: str) -> str:
+    digest = hmac.new(settings.secret_key.encode(), f"csrf-cookie:{nonce}".encode(),
+                      hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:16]).decode().rstrip("=")
+
+
+def _issued_cookie(settings: Settings, value: str) -> bool:
+    """True for a cookie value this service made: a nonce and our MAC of it.
+
+    A value an attacker chose (planted from a sibling subdomain over http, or
+    set by script) is not adopted: the form is then signed for a fresh cookie
+    of ours, and the planted one cannot be used to forge a matching field.
+    """
+    nonce, _, mac = value.partition(".")
+    if not (40 <= len(nonce) <= 64 and len(mac) == 22):
+        return False
+    return hmac.compare_digest(mac, _cookie_mac(settings, nonce))
+
+
 def csrf_cookie_value(request: Request, settings: Settings) -> str:
-    """The visitor's CSRF cookie if it looks like one we set, else a fresh value."""
+    """The visitor's CSRF cookie if we issued it, else a fresh one."""
     value = request.cookies.get(csrf_cookie_name(settings), "")
-    if 32 <= len(value) <= 64 and value.replace("-", "").replace("_", "").isalnum():
+    if _issued_cookie(settings, value):
         return value
-    return secrets.token_urlsafe(32)
+    return new_csrf_cookie(settings)
+
+
+def new_csrf_cookie(settings: Settings) -> str:
+    """A fresh CSRF cookie value: a random nonce and our MAC of it."""
+    nonce = secrets.token_urlsafe(32)
+    return f"{nonce}.{_cookie_mac(settings, nonce)}"
 
 
 def csrf_field_value(settings: Settings, cookie_value: str) -> str:
@@ -168,45 +195,61 @@ def set_csrf_cookie(response: Response, settings: Settings, cookie_value: str) -
     )
 
 
-def check_csrf(request: Request, settings: Settings, field_values: list[str]) -> None:
-    """The form's CSRF field (sent exactly once) must be our signature of the cookie."""
+def check_csrf(request: Request, settings: Settings, field_values: list[str], *,
+               lang: str | None = None, key: str | None = None) -> None:
+    """The form's CSRF field (sent exactly once) must be our signature of our cookie.
+
+    `lang` and `key`: the language and text of the refusal, where the URL does
+    not say them (the confirmation link's page).
+    """
     cookie = request.cookies.get(csrf_cookie_name(settings))
     if not cookie or len(field_values) != 1 or not field_values[0]:
-        raise CsrfFailed("missing or sent twice")
+        raise CsrfFailed("missing or sent twice", lang=lang, key=key)
+    if not _issued_cookie(settings, cookie):
+        raise CsrfFailed("a cookie we did not issue", lang=lang, key=key)
     field_value = field_values[0]
     try:
         payload = read_token(settings.secret_key, "csrf", field_value, CSRF_MAX_AGE_SECONDS)
     except TokenError:
-        raise CsrfFailed("bad signature or expired") from None
+        raise CsrfFailed("bad signature or expired", lang=lang, key=key) from None
     signed = payload.get("c")
     if not isinstance(signed, str) or not hmac.compare_digest(signed, cookie):
-        raise CsrfFailed("cookie and field differ")
+        raise CsrfFailed("cookie and field differ", lang=lang, key=key)
 
 
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}".lower()
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin_of(url: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of an http(s) URL or Origin, the port made explicit (RFC 6454 §4)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not parts.hostname:
+        return None
+    return scheme, parts.hostname.lower(), port or _DEFAULT_PORTS[scheme]
 
 
 def check_same_origin(request: Request, settings: Settings) -> None:
-    """Refuses a state-changing request that a browser tells us came from another site.
+    """Refuses a state-changing request that a browser does not vouch for as our own.
 
-    Fetch Metadata (`Sec-Fetch-Site`) is sent by current browsers; `Origin`
-    (RFC 6454) by all of them on POST. Either one naming another site is enough
-    to refuse. The origin is ours when it is the configured base URL, or the
-    host the browser itself addressed (the Host header cannot be set by a
-    cross-site page).
+    `Origin` (RFC 6454, sent by every current browser on a POST) must be
+    exactly POLICY_BASE_URL's scheme, host and port: not the Host header,
+    which whoever sends the request chooses. Fetch Metadata (`Sec-Fetch-Site`)
+    naming another site is refused too. A POST that carries neither header
+    did not come from a browser showing our page, and is refused.
     """
     fetch_site = request.headers.get("sec-fetch-site")
     if fetch_site is not None and fetch_site not in ("same-origin", "none"):
         raise CrossSiteRequest(f"Sec-Fetch-Site: {fetch_site}")
     origin = request.headers.get("origin")
     if origin is None:
+        if fetch_site is None:
+            raise CrossSiteRequest("neither Origin nor Sec-Fetch-Site")
         return
-    ours = {_origin(settings.base_url)}
-    host = request.headers.get("host")
-    if host:
-        ours.add(f"{request.url.scheme}://{host}".lower())
-    netloc = urlsplit(origin).netloc.lower() if origin != "null" else ""
-    if origin.lower() not in ours and (not host or netloc != host.lower()):
-        raise CrossSiteRequest(f"Origin: {origin}")
+    ours = origin_of(settings.base_url)
+    if origin_of(origin) != ours or origin.rstrip("/").count("/") != 2:
+        raise CrossSiteRequest(f"Origin: {origin[:100]}")

@@ -7,6 +7,7 @@ database that cannot be opened) are one plain sentence and exit status 1.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from form_service.settings import Settings, SettingsError, load_settings
@@ -23,7 +24,7 @@ def _check_database(settings: Settings) -> str | None:
     from form_service.store import Store
 
     try:
-        store = Store(settings.database_url)
+        store = Store.from_settings(settings)
         try:
             store.migrate()
         finally:
@@ -43,8 +44,14 @@ def serve(args: argparse.Namespace) -> int:
     from form_service.logs import uvicorn_log_config
     from site_config.build_site import build_site
 
+    env = dict(os.environ)
+    if not env.get("POLICY_BASE_URL"):
+        # Where this server listens is then its public address (the Origin check
+        # compares with it exactly): `serve --port 8080` works with no other step.
+        host = f"[{args.host}]" if ":" in args.host else args.host
+        env["POLICY_BASE_URL"] = f"http://{host}:{args.port}"
     try:
-        settings = load_settings(root=args.root)
+        settings = load_settings(env, root=args.root)
     except SettingsError as exc:
         return _fail(str(exc))
     from form_service.private import tighten

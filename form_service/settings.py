@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from site_config.facts import DEFAULT_ROOT
+from site_config.project import find_project
 
 
 class SettingsError(Exception):
@@ -40,6 +40,14 @@ class Settings:
     retention_days: int
     verify_link_max_age_hours: int
     outbox_lease_seconds: int
+    # Whether the mail path delivers to addresses with non-ASCII letters before the @.
+    smtputf8: bool = False
+    # At most this many verification e-mails to one mailbox a day (store.gather_verification).
+    verify_mails_per_day: int = 3
+    # A client must send its request's headers, and then its body, within these.
+    header_timeout_seconds: float = 10.0
+    body_timeout_seconds: float = 30.0
+    log_format: str = "text"
 
     @property
     def https(self) -> bool:
@@ -56,6 +64,32 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise SettingsError(f"{name}={raw!r} must be a whole number.") from None
 
 
+# The key signs every link, form and cookie: NIST SP 800-107 asks an HMAC key to carry
+# at least the security of the hash's output it is relied on for; 256 bits for SHA-256.
+MIN_SECRET_BITS = 256
+_HEX = set("0123456789abcdefABCDEF")
+_BASE64URL = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=")
+
+
+def secret_bits(key: str) -> float:
+    """A generous estimate of a key's strength: its length times the bits of its alphabet.
+
+    A hex key carries 4 bits a character, base64url 6, other text at most
+    about 6.5 (printable ASCII); a key of few distinct characters ("aaaa…")
+    carries next to nothing, whatever its length.
+    """
+    chars = set(key)
+    if len(chars) < 8:
+        return 0.0
+    per_char = 4.0 if chars <= _HEX else 6.0 if chars <= _BASE64URL else 6.5
+    return len(key) * per_char
+
+
+def new_secret() -> str:
+    """A fresh key for POLICY_SECRET_KEY: 256 random bits, base64url (43 characters)."""
+    return secrets.token_urlsafe(32)
+
+
 def _dev_secret(var_dir: Path) -> str:
     """A development secret, generated once and kept under var/ (never in production)."""
     path = var_dir / "secret_key"
@@ -63,15 +97,17 @@ def _dev_secret(var_dir: Path) -> str:
         return path.read_text().strip()
     # Private from the first byte: var/ 0700, the key 0600 (form_service/private.py).
     var_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(48)
+    key = new_secret()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with open(fd, "w") as out:
         out.write(key)
     return key
 
 
-def load_settings(env: Mapping[str, str] | None = None, root: Path = DEFAULT_ROOT) -> Settings:
+def load_settings(env: Mapping[str, str] | None = None, root: Path | None = None) -> Settings:
+    """The settings of the project at `root` (default: the one where the process stands)."""
     env = os.environ if env is None else env
+    root = find_project() if root is None else Path(root).resolve()
     var_dir = Path(env.get("POLICY_VAR_DIR") or root / "var")
     base_url = (env.get("POLICY_BASE_URL") or "http://127.0.0.1:8000").rstrip("/")
     if not base_url.startswith(("http://", "https://")):
@@ -81,6 +117,11 @@ def load_settings(env: Mapping[str, str] | None = None, root: Path = DEFAULT_ROO
         if base_url.startswith("https://"):
             raise SettingsError("POLICY_SECRET_KEY must be set when POLICY_BASE_URL is https.")
         secret = _dev_secret(var_dir)
+    if secret_bits(secret) < MIN_SECRET_BITS:
+        raise SettingsError(
+            f"POLICY_SECRET_KEY is too weak: it must carry at least {MIN_SECRET_BITS} bits "
+            "(e.g. 43 random base64url characters); `policy-site secret` prints a fresh one."
+        )
     raw_proxies = env.get("POLICY_TRUSTED_PROXIES", "").split(",")
     proxies = tuple(p.strip() for p in raw_proxies if p.strip())
     return Settings(
@@ -104,4 +145,49 @@ def load_settings(env: Mapping[str, str] | None = None, root: Path = DEFAULT_ROO
         # How long a claimed message is a worker's own: longer than a batch can
         # take to send, short enough that a crashed worker's mail is not late.
         outbox_lease_seconds=_int(env, "POLICY_OUTBOX_LEASE_SECONDS", 300),
+        # With a Maildir the mail never leaves this machine, so any address is "delivered";
+        # with SMTP only the operator knows whether every hop speaks SMTPUTF8 (RFC 6531).
+        smtputf8=_switch(env, "POLICY_SMTPUTF8", default=not env.get("POLICY_SMTP_URL")),
+        verify_mails_per_day=_positive(env, "POLICY_VERIFY_MAILS_PER_DAY", 3),
+        header_timeout_seconds=_seconds(env, "POLICY_HEADER_TIMEOUT_SECONDS", 10.0),
+        body_timeout_seconds=_seconds(env, "POLICY_BODY_TIMEOUT_SECONDS", 30.0),
+        log_format=_choice(env, "POLICY_LOG_FORMAT", ("text", "json")),
     )
+
+
+def _switch(env: Mapping[str, str], name: str, *, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("on", "true", "yes", "1"):
+        return True
+    if raw in ("off", "false", "no", "0"):
+        return False
+    raise SettingsError(f"{name}={raw!r} must be on or off.")
+
+
+def _positive(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if value < 1:
+        raise SettingsError(f"{name}={value} must be 1 or more.")
+    return value
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise SettingsError(f"{name}={raw!r} must be a number of seconds above 0.")
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    raw = (env.get(name) or choices[0]).strip().lower()
+    if raw not in choices:
+        raise SettingsError(f"{name}={raw!r} must be one of: {', '.join(choices)}.")
+    return raw

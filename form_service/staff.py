@@ -47,12 +47,14 @@ from form_service.store import (
     StoreError,
     UnknownRequest,
 )
+from form_service.text import one_line, plain_text
 from site_config.facts import FactsError, Site, load_site
 
 PROG = "policy-site requests"
 # C0 and C1 controls, DEL, and the bidirectional overrides that can make
 # text read differently from what it is (CVE-2021-42574, "Trojan Source").
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# U+2028/U+2029: line breaks to Python's splitlines(), so a one-line value could add lines.
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 # A spreadsheet runs a cell that starts with one of these as a formula (CWE-1236).
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _FREE_TEXT = ("name", "email", "phone", "order_number", "details", "close_reason")
@@ -387,12 +389,14 @@ def _register_entry(
         "article": right.article if right else None,
         "status": record.status,
         "outcome": record.status if record.status in CLOSED else None,
-        "name": record.name,
+        # Neutralised as everywhere customer text is shown (text.py); JSON keeps the
+        # words exactly, without the controls that would make them read otherwise.
+        "name": one_line(record.name),
         "email": record.email,
-        "phone": record.phone,
-        "order_number": record.order_number,
+        "phone": one_line(record.phone) if record.phone else record.phone,
+        "order_number": one_line(record.order_number) if record.order_number else None,
         "language": record.language,
-        "details": record.details,
+        "details": plain_text(record.details),
         "policy_version": record.policy_version,
         "policy_language": record.policy_language,
         "policy_sha256": record.policy_sha256,
@@ -410,7 +414,7 @@ def _register_entry(
         "due_at": record.due_at.isoformat(),
         "overdue": record.overdue(ctx.today),
         "closed_at": _iso(record.closed_at) if record.closed_at else None,
-        "close_reason": record.close_reason,
+        "close_reason": plain_text(record.close_reason) if record.close_reason else None,
     }
     return entry
 

@@ -13,35 +13,45 @@ import datetime as dt
 import threading
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from form_service import db, outbox
+from form_service.addresses import AddressError, mailbox_key
 from form_service.deadlines import RIGA, due_date
-from form_service.models import EventCount, OutboxMessage, Request, RequestEvent
+from form_service.models import EventCount, OutboxMessage, Request, RequestEvent, VerifyMail
 from form_service.outbox import Delivery, MessageState
 from form_service.references import new_reference, normalise_reference
 from site_config.facts import load_site
+from site_config.project import find_project
 
 if TYPE_CHECKING:
     from form_service.settings import Settings
 
 UNVERIFIED, VERIFIED, EXTENDED = "unverified", "verified", "extended"
 DONE, REFUSED = "done", "refused"
+# The owner of the address said "I did not ask for this": never shown to staff as a
+# request, deleted with the unconfirmed ones.
+DISCARDED = "discarded"
 # Open: confirmed and waiting for an answer. Closed: answered, one way or the other.
 OPEN, CLOSED = (VERIFIED, EXTENDED), (DONE, REFUSED)
-STATUSES = (UNVERIFIED, *OPEN, *CLOSED)
+STATUSES = (UNVERIFIED, *OPEN, *CLOSED, DISCARDED)
+# Never confirmed: kept only for POLICY_UNVERIFIED_TTL_HOURS.
+UNCONFIRMED = (UNVERIFIED, DISCARDED)
 # GDPR Art. 12(3): "extended by two further months", in total.
 MAX_EXTENSION_MONTHS = 2
 # 40 random bits make a collision rare; a few tries make failure astronomically so.
 _REFERENCE_TRIES = 5
 # At most this many new requests share one transaction (bounds the time a batch holds the lock).
 _GROUP_MAX = 64
+# The cap on verification e-mails counts those of the last day.
+VERIFY_MAIL_WINDOW = dt.timedelta(days=1)
 
 
 class StoreError(Exception):
@@ -92,6 +102,7 @@ class RequestRecord(NewRequest):
     extended_months: int = 0
     closed_at: dt.datetime | None = None
     close_reason: str | None = None
+    mailbox: str | None = None  # addresses.mailbox_key of the e-mail address
 
     @property
     def first_month_due(self) -> dt.date:
@@ -111,6 +122,21 @@ class Event:
     kind: str
     at: dt.datetime
     detail: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class VerifyBatch:
+    """What one verification e-mail carries, or until when the mailbox's cap holds it back.
+
+    `deliveries`: the claimed message first, then the other requests made with
+    the same address and waiting for their link, now leased to the same worker.
+    `reservation`: the mailbox's count of verification e-mails already holds
+    this one; give it back (release_reservation) if the e-mail does not go.
+    """
+
+    deliveries: list[Delivery]
+    hold_until: dt.datetime | None = None
+    reservation: int | None = None
 
 
 @dataclass(frozen=True)
@@ -139,6 +165,12 @@ class _Pending:
     result: tuple[RequestRecord, bool] | None = None
     error: BaseException | None = None
     done: bool = False
+
+
+def _project_domain(root: Path | None = None) -> str:
+    """The controller's e-mail domain, from the project at `root` or where the process stands."""
+    site = load_site(find_project() if root is None else root)
+    return site.controller_email.rpartition("@")[2]
 
 
 def to_record(row: Request) -> RequestRecord:
@@ -174,8 +206,9 @@ class Store:
         self._group_commit = sqlite
         self._queue: list[_Pending] = []
         self._queue_lock = threading.Lock()
-        # Message-IDs end in the controller's own domain (RFC 5322 3.6.4: globally unique).
-        self._domain = message_domain or load_site().controller_email.rpartition("@")[2]
+        # Message-IDs end in the controller's own domain (RFC 5322 3.6.4: globally unique);
+        # without one given, the domain of the project where the process stands.
+        self._domain = message_domain or _project_domain()
         # With a helpdesk webhook, a verified request is also queued as a "webhook" call.
         self._webhook = webhook
 
@@ -187,8 +220,8 @@ class Store:
     @classmethod
     def from_settings(cls, settings: Settings) -> Store:
         """The store as the settings describe it: database, and whether a webhook is set."""
-        domain = load_site(settings.root).controller_email.rpartition("@")[2]
-        return cls(settings.database_url, message_domain=domain, webhook=bool(settings.webhook_url))
+        return cls(settings.database_url, message_domain=_project_domain(settings.root),
+                   webhook=bool(settings.webhook_url))
 
     def migrate(self) -> None:
         db.migrate(self._engine)
@@ -295,6 +328,10 @@ class Store:
         """The request's row, its "created" event and its "verify" message."""
         # GDPR Art. 12(3): the month runs from receipt, i.e. submission.
         due = due_date(new.submitted_at)
+        try:
+            mailbox: str | None = mailbox_key(new.email)
+        except AddressError:
+            mailbox = None  # not one the form accepts (a test's record): no cap, no gathering
         values: dict[str, Any] = {
             **{name: _utc(getattr(new, name)) for name in _NEW_FIELDS},
             "reference": reference,
@@ -303,6 +340,7 @@ class Store:
             "original_due_at": due,
             "extended_months": 0,
             "status": UNVERIFIED,
+            "mailbox": mailbox,
         }
         # Plain INSERTs (no ORM objects): this is the hot path of every submission,
         # and the unit of work doubled its cost.
@@ -358,15 +396,47 @@ class Store:
                     outbox.enqueue(session, row, kind, domain=self._domain, at=at)
             return to_record(row), bool(changed)
 
+    def discard(self, reference: str, at: dt.datetime) -> RequestRecord | None:
+        """The address's owner did not make this request: it never reaches staff.
+
+        Someone typed another person's address; the owner says so on the
+        confirmation page. The request stays (so the link can say what became
+        of it, and the history says why) until purged with the unconfirmed ones.
+        """
+        _aware("at", at)
+        canonical = normalise_reference(reference)
+        if canonical is None:
+            return None
+        with self._write() as session:
+            changed = session.execute(
+                update(Request)
+                .where(Request.reference == canonical, Request.status == UNVERIFIED)
+                .values(status=DISCARDED)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            row = session.scalar(select(Request).where(Request.reference == canonical))
+            if row is None:
+                return None
+            if changed:
+                _event(session, row, "discarded", at,
+                       {"reason": "the owner of the e-mail address did not make this request"})
+            return to_record(row)
+
     # -- the staff's workflow -----------------------------------------------
 
     def list_requests(
         self, *, statuses: Collection[str] | None = None, request_type: str | None = None
     ) -> list[RequestRecord]:
-        """Requests, oldest first; only those with one of `statuses` and of `request_type`."""
+        """Requests, oldest first; only those with one of `statuses` and of `request_type`.
+
+        Without `statuses`, every request but the discarded ones: a request the
+        address's owner disowned is not one staff act on.
+        """
         query = select(Request).order_by(Request.submitted_at, Request.id)
         if statuses is not None:
             query = query.where(Request.status.in_(list(statuses)))
+        else:
+            query = query.where(Request.status != DISCARDED)
         if request_type is not None:
             query = query.where(Request.request_type == request_type)
         with self._reads.begin() as session:
@@ -515,18 +585,21 @@ class Store:
     ) -> PurgeResult:
         """Delete what may no longer be kept (GDPR Art. 5(1)(c), (e)); keep anonymous counts.
 
-        Unverified requests go after `unverified_ttl` from submission; all
-        others after `retention`. Their outbox rows and history go with them
+        Unverified (and discarded) requests go after `unverified_ttl` from
+        submission; all others after `retention`. Their outbox rows and history go with them
         (ON DELETE CASCADE); event_counts already holds their daily counts.
         """
         _aware("now", now)
         with self._write() as session:
             unverified = _delete_requests(
-                session, Request.status == UNVERIFIED, Request.submitted_at < now - unverified_ttl
+                session, Request.status.in_(UNCONFIRMED),
+                Request.submitted_at < now - unverified_ttl,
             )
             expired = _delete_requests(
-                session, Request.status != UNVERIFIED, Request.submitted_at < now - retention
+                session, Request.status.not_in(UNCONFIRMED), Request.submitted_at < now - retention
             )
+            # The cap looks one day back; older counts are of no use.
+            session.execute(delete(VerifyMail).where(VerifyMail.at < now - 2 * VERIFY_MAIL_WINDOW))
             day = now.astimezone(RIGA).date()
             if unverified:
                 _count(session, "purged_unverified", day, unverified)
@@ -547,8 +620,13 @@ class Store:
                 for m, r in claimed
             ]
 
-    def mark_sent(self, outbox_id: int, owner: str, at: dt.datetime) -> bool:
-        """Record a delivery; False (and nothing changed) if the lease is no longer ours."""
+    def mark_sent(self, outbox_id: int, owner: str, at: dt.datetime, *,
+                  sent_as: str | None = None) -> bool:
+        """Record a delivery; False (and nothing changed) if the lease is no longer ours.
+
+        `sent_as`: the Message-ID of the e-mail that carried this message, when it
+        went out gathered into another one (a verification e-mail listing several).
+        """
         with self._write() as session:
             row = outbox.leased(session, outbox_id, owner)
             if row is None:
@@ -556,8 +634,95 @@ class Store:
             outbox.release(row, outbox.SENT)
             row.sent_at = at
             _event(session, row, _delivery_event(row, "sent"), at,
-                   {"kind": row.kind, "message_id": row.message_id})
+                   {"kind": row.kind, "message_id": sent_as or row.message_id})
             return True
+
+    # -- the cap on verification e-mails --------------------------------------
+
+    def gather_verification(
+        self, delivery: Delivery, owner: str, *, now: dt.datetime, cap: int,
+        lease: dt.timedelta, most: int = 10,
+    ) -> VerifyBatch:
+        """Decide one verification e-mail: hold it back under the mailbox's cap, or
+        gather into it every other request made with the address and still waiting.
+
+        The cap (at most `cap` verification e-mails to a mailbox a day) keeps the
+        form from being used to flood someone's inbox. It refuses nobody: what the
+        cap holds back goes out, gathered, once the day's count allows, so a third
+        party filing in someone's name cannot stop that person filing their own
+        request. Up to `most` requests are listed in one e-mail, newest first.
+        """
+        _aware("now", now)
+        mailbox = delivery.record.mailbox
+        with self._write() as session:
+            if session.get_bind().dialect.name == "postgresql" and mailbox is not None:
+                # One decision at a time per mailbox, across instances; SQLite's
+                # single writer already serialises this transaction.
+                session.execute(select(func.pg_advisory_xact_lock(
+                    func.hashtextextended(mailbox, 0))))
+            row = outbox.leased(session, delivery.id, owner)
+            if row is None:
+                return VerifyBatch([])
+            if mailbox is None:
+                return VerifyBatch([delivery])
+            sent = session.scalars(
+                select(VerifyMail.at)
+                .where(VerifyMail.mailbox == mailbox, VerifyMail.at > now - VERIFY_MAIL_WINDOW)
+                .order_by(VerifyMail.at)
+            ).all()
+            if len(sent) >= cap:
+                # Not a try: the message waits for the day's count to allow it.
+                until = sent[len(sent) - cap] + VERIFY_MAIL_WINDOW
+                outbox.release(row, outbox.PENDING)
+                row.attempts = max(0, row.attempts - 1)
+                row.next_attempt_at = until
+                return VerifyBatch([], hold_until=until)
+            reservation = session.execute(
+                insert(VerifyMail.__table__), {"mailbox": mailbox, "at": now}
+            ).inserted_primary_key[0]
+            others = session.execute(
+                select(OutboxMessage, Request)
+                .join(Request, Request.id == OutboxMessage.request_id)
+                .where(
+                    Request.mailbox == mailbox,
+                    Request.status == UNVERIFIED,
+                    OutboxMessage.kind == "verify",
+                    OutboxMessage.status == outbox.PENDING,
+                    OutboxMessage.id != delivery.id,
+                    # Free, or claimed by this same worker in its current batch.
+                    or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until <= now,
+                        OutboxMessage.lease_owner == owner),
+                )
+                .order_by(Request.submitted_at.desc(), Request.id.desc())
+                .limit(max(0, most - 1))
+                .with_for_update(of=OutboxMessage, skip_locked=True)
+            ).all()
+            gathered = [delivery]
+            for message, request in others:
+                message.lease_owner = owner
+                message.lease_until = now + lease
+                gathered.append(Delivery(message.id, message.kind, message.message_id,
+                                         message.attempts, message.payload, to_record(request)))
+            return VerifyBatch(gathered, reservation=int(reservation))
+
+    def release_reservation(self, reservation: int) -> None:
+        """The verification e-mail did not go: it does not count against the cap."""
+        with self._write() as session:
+            session.execute(delete(VerifyMail).where(VerifyMail.id == reservation))
+
+    def put_back(self, outbox_ids: Collection[int], owner: str) -> None:
+        """Unlease gathered messages whose e-mail did not go, without counting a try."""
+        if not outbox_ids:
+            return
+        with self._write() as session:
+            session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_(list(outbox_ids)),
+                       OutboxMessage.lease_owner == owner,
+                       OutboxMessage.status == outbox.PENDING)
+                .values(lease_owner=None, lease_until=None)
+                .execution_options(synchronize_session=False)
+            )
 
     def mark_retry(
         self, outbox_id: int, owner: str, error: str, at: dt.datetime, next_attempt_at: dt.datetime

@@ -20,23 +20,23 @@ from starlette.responses import RedirectResponse, Response
 from wtforms import Form
 
 from form_service.context import WebContext, web_context
-from form_service.deadlines import due_date
-from form_service.errors import LinkExpired, LinkNotFound, RateLimited
-from form_service.forms import HONEYPOT, MAX_LENGTH, first_errors, make_form, text_fields
+from form_service.deadlines import RIGA, due_date
+from form_service.errors import BadRequest, LinkExpired, LinkNotFound
+from form_service.formdata import read_form
+from form_service.forms import HONEYPOT, MAX_LENGTH, first_errors, make_form
 from form_service.i18n import language_of_path, texts_of
 from form_service.pages import NO_STORE
 from form_service.ratelimit import client_address
 from form_service.references import new_reference
 from form_service.security import (
     CSRF_FIELD,
-    MAX_BODY_BYTES,
     check_csrf,
     check_same_origin,
     csrf_cookie_value,
     csrf_field_value,
     set_csrf_cookie,
 )
-from form_service.store import NewRequest, RequestRecord
+from form_service.store import DISCARDED, UNVERIFIED, NewRequest, RequestRecord
 from form_service.tokens import TokenError, TokenExpired, make_token, read_token
 from site_config.facts import format_date
 from site_config.manifest import version_url
@@ -120,6 +120,7 @@ def _render_form(
     token_payload: dict[str, Any] | None = None,
     token: str | None = None,
     notice: str | None = None,
+    notice_params: dict[str, str] | None = None,
     status: int = 200,
     blank: bool = False,
 ) -> Response:
@@ -138,12 +139,14 @@ def _render_form(
         key = (lang, form.request_type.data, text.id, request.url.path, request.url.query)
         html = web.pages.blank_forms.get(key)
         if html is None:
-            context = _form_context(request, web, lang, form, text, notice, _CSRF_SLOT, _TOKEN_SLOT)
+            context = _form_context(request, web, lang, form, text, None, _CSRF_SLOT, _TOKEN_SLOT)
             html = web.pages.html(request.scope, "form.html", context)
             web.pages.blank_forms.put(key, html)
         html = html.replace(_CSRF_SLOT, csrf_value).replace(_TOKEN_SLOT, token)
     else:
-        context = _form_context(request, web, lang, form, text, notice, csrf_value, token)
+        texts = texts_of(web.site, lang)
+        message = texts[notice].format(**(notice_params or {})) if notice else None
+        context = _form_context(request, web, lang, form, text, message, csrf_value, token)
         html = web.pages.html(request.scope, "form.html", context)
     response = web.pages.response(html, status=status)
     set_csrf_cookie(response, web.settings, cookie)
@@ -166,7 +169,7 @@ def _form_context(
     return {
         "form": form,
         "errors": errors,
-        "notice": texts[notice] if notice else None,
+        "notice": notice,
         "has_errors": bool(errors or notice),
         "rights": [(r.id, r.label[lang], r.hint[lang]) for r in web.site.rights],
         "version": {
@@ -194,7 +197,8 @@ async def request_form(request: Request) -> Response:
         return await _submit(request, web, lang)
     wanted = request.query_params.get("type")
     chosen = wanted if web.site.right(wanted or "") else None
-    form = make_form(web.site, lang, data={"request_type": chosen})
+    form = make_form(web.site, lang, data={"request_type": chosen},
+                     smtputf8=web.settings.smtputf8)
     return _render_form(request, web, lang, form, blank=True)
 
 
@@ -205,47 +209,48 @@ def _confirm_url(web: WebContext, lang: str, reference: str, due: dt.date) -> st
 
 
 async def _submit(request: Request, web: WebContext, lang: str) -> Response:
-    # Cheap refusals first, before the body is even read.
     check_same_origin(request, web.settings)
+    data = await read_form(request)
+    check_csrf(request, web.settings, data.getlist(CSRF_FIELD))
+
+    tokens = data.getlist(FORM_TOKEN_FIELD)
+    payload, problem = _read_form_token(web, tokens)
+    form = make_form(web.site, lang, formdata=data, smtputf8=web.settings.smtputf8)
+    valid = form.validate()
+    if payload is not None:
+        stored = await run_in_threadpool(request.state.store.find_submission, payload["sid"])
+        if stored is not None:
+            if valid and _same_request(stored, form):
+                # The same form sent again (a double click, a reload): its confirmation,
+                # without counting it against the limit or sending a second e-mail.
+                url = _confirm_url(web, lang, stored.reference, stored.due_at)
+                return RedirectResponse(url, status_code=303, headers=NO_STORE)
+            # The customer went back and changed something: say where the first one
+            # went, and offer the corrected one as a new request (never silently
+            # answer it with the first one's confirmation).
+            return _render_form(request, web, lang, form, notice="form_notice_already_sent",
+                                notice_params=_already_sent_params(web, lang, stored),
+                                status=409)
+
     peer = request.client.host if request.client else None
     forwarded = request.headers.getlist("x-forwarded-for")
     await request.state.limiter.hit_address(client_address(peer, forwarded, web.proxies))
 
-    # No files, few fields: a browser sends eight fields and never a file.
-    raw = await request.form(max_files=0, max_fields=50, max_part_size=MAX_BODY_BYTES)
-    data = text_fields(raw)
-    check_csrf(request, web.settings, data.getlist(CSRF_FIELD))
-
-    if any(value.strip() for value in data.getlist(HONEYPOT)):
-        # Looks like success to the robot; nothing is stored, no e-mail is sent.
-        now = _now()
-        url = _confirm_url(web, lang, new_reference(), due_date(now))
-        return RedirectResponse(url, status_code=303, headers=NO_STORE)
-
-    tokens = data.getlist(FORM_TOKEN_FIELD)
-    payload, problem = _read_form_token(web, tokens)
-    form = make_form(web.site, lang, formdata=data)
-    valid = form.validate()
     if problem is not None or not valid:
         # A genuine token is kept (its viewed_at is when the policy was first shown);
-        # a bad one is replaced, and never becomes evidence.
+        # a bad one is replaced, and never becomes evidence. A robot that filled the
+        # honeypot gets this same answer: a person's invalid form tells it nothing.
         return _render_form(
             request, web, lang, form,
             token_payload=payload, token=tokens[0] if payload else None,
             notice=problem, status=400,
         )
     assert payload is not None
-
-    try:
-        await request.state.limiter.hit_email(form.email.data)
-    except RateLimited:
-        # A form sent again after it was stored (a double click, a reload) is answered
-        # with its confirmation, not refused: it sends no second e-mail.
-        stored = await run_in_threadpool(request.state.store.find_submission, payload["sid"])
-        if stored is None:
-            raise
-        url = _confirm_url(web, lang, stored.reference, stored.due_at)
+    if any(value.strip() for value in data.getlist(HONEYPOT)):
+        # Looks like success to the robot; nothing is stored, no e-mail is sent.
+        url = _confirm_url(web, lang, new_reference(), due_date(_now()))
         return RedirectResponse(url, status_code=303, headers=NO_STORE)
+
     new = NewRequest(
         submission_id=payload["sid"],
         request_type=form.request_type.data,
@@ -262,11 +267,41 @@ async def _submit(request: Request, web: WebContext, lang: str) -> Response:
         submitted_at=_now(),
     )
     # Stored (committed) before the customer is told anything: DESIGN, "stored durably".
+    # No per-address refusal here: the cap on verification e-mails (worker) keeps the
+    # form from flooding an inbox without letting anyone block another's request.
     record, created = await run_in_threadpool(request.state.store.create_request, new)
     if created:
         request.state.worker.wake()
     url = _confirm_url(web, lang, record.reference, record.due_at)
     return RedirectResponse(url, status_code=303, headers=NO_STORE)
+
+
+def _same_request(stored: RequestRecord, form: Form) -> bool:
+    """True when the form says what the stored request says (a resend, not a correction)."""
+    return (
+        stored.request_type == form.request_type.data
+        and stored.name == form.name.data
+        and stored.email == form.email.data
+        and stored.details == form.details.data
+        and (stored.phone or None) == (form.phone.data or None)
+        and (stored.order_number or None) == (form.order_number.data or None)
+    )
+
+
+def _already_sent_params(web: WebContext, lang: str, stored: RequestRecord) -> dict[str, str]:
+    texts = texts_of(web.site, lang)
+    return {
+        "reference": stored.reference,
+        "date": format_date(dict(texts), stored.submitted_at.astimezone(RIGA).date()),
+        "email": mask_address(stored.email),
+    }
+
+
+def mask_address(email: str) -> str:
+    """j***@e***.lv: enough for the customer to recognise, too little to read it off."""
+    local, _, domain = email.rpartition("@")
+    host, dot, tld = domain.rpartition(".")
+    return f"{local[:1]}***@{host[:1]}***{dot}{tld}"
 
 
 # --- after the form -------------------------------------------------------------------
@@ -290,42 +325,98 @@ async def sent_page(request: Request) -> Response:
     })
 
 
-async def verify(request: Request) -> Response:
-    web = web_context(request)
-    secret = web.settings.secret_key
-    token = request.path_params["token"]
+# --- the e-mail's link: a page, and only a POST from it changes anything ---------------
+#
+# Mail gateways and link scanners fetch every link in an incoming e-mail (and
+# some send HEAD first), so opening the link must not confirm anything: else a
+# robot would confirm a request someone filed in another person's name. The
+# page asks the person, and only the button (a same-origin POST with the CSRF
+# cookie the page set) decides. GDPR Art. 12(6): control of the address is the
+# identity check, so it must be a person's act.
+
+VERIFY_DECISIONS = ("confirm", "discard")
+
+
+async def _verified_record(request: Request, web: WebContext) -> RequestRecord:
+    """The request a genuine verification link names; LinkNotFound or LinkExpired if none."""
     try:
-        reference = str(read_token(secret, "verify", token, _FOREVER)["ref"])
+        reference = str(read_token(web.settings.secret_key, "verify",
+                                   request.path_params["token"], _FOREVER)["ref"])
     except (TokenError, KeyError):
         raise LinkNotFound() from None
-    store = request.state.store
-    record: RequestRecord | None = await run_in_threadpool(store.get, reference)
+    record: RequestRecord | None = await run_in_threadpool(request.state.store.get, reference)
     if record is None:
-        # Genuine, but the unverified request has since been deleted.
+        # Genuine, but the unconfirmed request has since been deleted.
         raise LinkExpired()
-    lang = record.language if record.language in web.site.language_codes else None
-    if record.verified_at is None:
-        try:
-            read_token(secret, "verify", token, web.settings.verify_link_max_age_hours * 3600)
-        except TokenExpired:
-            raise LinkExpired(lang=lang) from None
-        result = await run_in_threadpool(store.verify, reference, _now())
-        if result is None:
-            raise LinkExpired(lang=lang)
-        record, newly = result
-        if newly:
-            # The ticket to staff and the acknowledgement: sent without giving way.
-            request.state.worker.wake(urgent=True)
-        template_key = "verified" if newly else "already"
-    else:
-        template_key = "already"
-    lang = lang or web.site.default_language
+    return record
+
+
+def _record_language(web: WebContext, record: RequestRecord) -> str:
+    return record.language if record.language in web.site.language_codes else (
+        web.site.default_language)
+
+
+def _check_link_age(web: WebContext, token: str, lang: str) -> None:
+    """An unconfirmed request's link works for POLICY_VERIFY_LINK_MAX_AGE_HOURS."""
+    try:
+        read_token(web.settings.secret_key, "verify", token,
+                   web.settings.verify_link_max_age_hours * 3600)
+    except TokenExpired:
+        raise LinkExpired(lang=lang) from None
+
+
+async def verify_page(request: Request) -> Response:
+    """GET/HEAD: what the link is about, and the two buttons. Changes nothing."""
+    web = web_context(request)
+    record = await _verified_record(request, web)
+    lang = _record_language(web, record)
+    if record.status == UNVERIFIED:
+        _check_link_age(web, request.path_params["token"], lang)
     texts = texts_of(web.site, lang)
-    return web.pages.render(request.scope, "verified.html", {
-        "kind": template_key,
+    right = web.site.right(record.request_type)
+    cookie = csrf_cookie_value(request, web.settings)
+    response = web.pages.render(request.scope, "verify.html", {
+        "state": record.status if record.status in (UNVERIFIED, DISCARDED) else "verified",
         "reference": record.reference,
+        "request_type": right.label[lang] if right else record.request_type,
+        "submitted": format_date(dict(texts), record.submitted_at.astimezone(RIGA).date()),
         "due": format_date(dict(texts), record.due_at),
+        "action": request.url.path,
+        "csrf_field": CSRF_FIELD,
+        "csrf_value": csrf_field_value(web.settings, cookie),
+        "decisions": VERIFY_DECISIONS,
     }, lang=lang, twin=False)
+    set_csrf_cookie(response, web.settings, cookie)
+    return response
+
+
+async def verify_decision(request: Request) -> Response:
+    """POST from the page's buttons: confirm the request, or discard it as not asked for."""
+    web = web_context(request)
+    check_same_origin(request, web.settings)
+    record = await _verified_record(request, web)
+    lang = _record_language(web, record)
+    data = await read_form(request)
+    check_csrf(request, web.settings, data.getlist(CSRF_FIELD), lang=lang,
+               key="form_error_verify_csrf")
+    decision = data.getlist("decision")
+    if len(decision) != 1 or decision[0] not in VERIFY_DECISIONS:
+        raise BadRequest(lang=lang)
+    if record.status == UNVERIFIED:
+        _check_link_age(web, request.path_params["token"], lang)
+        store = request.state.store
+        if decision[0] == "confirm":
+            result = await run_in_threadpool(store.verify, record.reference, _now())
+            if result is None:
+                raise LinkExpired(lang=lang)
+            if result[1]:
+                # The ticket to staff and the acknowledgement: sent without giving way.
+                request.state.worker.wake(urgent=True)
+        else:
+            if await run_in_threadpool(store.discard, record.reference, _now()) is None:
+                raise LinkExpired(lang=lang)
+    # Post/redirect/get: the page at the link now says what became of the request.
+    return RedirectResponse(request.url.path, status_code=303, headers=NO_STORE)
 
 
 async def slash_redirect(request: Request) -> Response:

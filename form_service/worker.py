@@ -32,10 +32,10 @@ from form_service.mailer import (
 )
 from form_service.outbox import Delivery
 from form_service.settings import Settings, SettingsError
-from form_service.store import Store
+from form_service.store import RequestRecord, Store
 
 log = logging.getLogger(__name__)
-WEBHOOK = "webhook"
+WEBHOOK, VERIFY = "webhook", "verify"
 # The share of a lease within which a batch may start sending a message (run_once).
 LEASE_USE = 0.5
 
@@ -186,8 +186,12 @@ class Worker:
         # way to customers can make a batch slower than a short lease.
         send_until = claimed_at + self._lease * LEASE_USE
         outage: DeliveryError | None = None
+        # Messages already sent in this batch, gathered into another verification e-mail.
+        done: set[int] = set()
         try:
             for n, delivery in enumerate(deliveries):
+                if delivery.id in done:
+                    continue
                 if n and stop is not None and not urgent:
                     await self._give_way(stop)
                 if n and self._clock() >= send_until:
@@ -196,6 +200,9 @@ class Worker:
                     break
                 if delivery.kind == WEBHOOK:
                     await self._settle(delivery, await self._call_webhook(delivery))
+                    continue
+                if delivery.kind == VERIFY and outage is None:
+                    outage = await self._send_verification(delivery, done)
                     continue
                 # Once the mail server is unreachable, the rest of the batch would only
                 # wait for the same timeout: they share the outcome and retry later.
@@ -207,7 +214,35 @@ class Worker:
             await self._mailer.close()
         return len(deliveries)
 
-    async def _send(self, delivery: Delivery) -> DeliveryError | None:
+    async def _send_verification(self, delivery: Delivery, done: set[int]) -> DeliveryError | None:
+        """One verification e-mail under the mailbox's cap, carrying every waiting request
+        made with the address; returns the error if the mail server as a whole failed."""
+        batch = await asyncio.to_thread(
+            self._store.gather_verification, delivery, self.owner, now=self._clock(),
+            cap=self._settings.verify_mails_per_day, lease=self._lease,
+        )
+        if not batch.deliveries:
+            if batch.hold_until is not None:
+                log.info("%s held back by the mailbox's daily cap until %s",
+                         delivery.message_id, batch.hold_until.isoformat(timespec="seconds"))
+            return None
+        others = batch.deliveries[1:]
+        error = await self._send(delivery, gathered=[d.record for d in others])
+        if error is not None and batch.reservation is not None:
+            await asyncio.to_thread(self._store.release_reservation, batch.reservation)
+        if error is None:
+            at = self._clock()
+            for other in others:
+                await asyncio.to_thread(self._store.mark_sent, other.id, self.owner, at,
+                                        sent_as=delivery.message_id)
+                done.add(other.id)
+        else:
+            await asyncio.to_thread(self._store.put_back, [d.id for d in others], self.owner)
+        await self._settle(delivery, error)
+        return error if isinstance(error, ServerUnavailable) else None
+
+    async def _send(self, delivery: Delivery, *,
+                    gathered: list[RequestRecord] | None = None) -> DeliveryError | None:
         try:
             # In a thread: rendering reads the policy file from disk.
             outgoing = await asyncio.to_thread(
@@ -218,6 +253,7 @@ class Worker:
                 settings=self._settings,
                 now=self._clock(),
                 payload=delivery.payload,
+                gathered=gathered or (),
             )
             await self._mailer.send(outgoing)
         except DeliveryError as exc:

@@ -8,16 +8,13 @@ import os
 from pathlib import Path
 
 from site_config.build_date import ENV as BUILD_DATE_ENV
-from site_config.facts import DEFAULT_ROOT
 
 
 class BuildError(Exception):
     """Raised when MkDocs reports a warning or an error; the message is MkDocs' own."""
 
 
-def build_site(
-    root: Path = DEFAULT_ROOT, site_dir: Path | None = None, today: dt.date | None = None
-) -> Path:
+def build_site(root: Path, site_dir: Path | None = None, today: dt.date | None = None) -> Path:
     # Material announces its successor on stderr; the message is not for editors.
     os.environ.setdefault("NO_MKDOCS_2_WARNING", "1")
     if today is not None:

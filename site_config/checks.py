@@ -30,10 +30,16 @@ class Problem:
     key: str
     params: dict[str, Any] = field(default_factory=dict)
 
+    def where(self, site: Site) -> str:
+        """The file, relative to the project, and the line when known: content/en/index.md:2."""
+        return _relative(site, self.path) + (f":{self.line}" if self.line else "")
+
+    def message(self, site: Site, lang: str) -> str:
+        """What is wrong and how to fix it, in the editor's language."""
+        return str(load_ui_texts(site.root, lang)[self.key]).format(**self.params)
+
     def render(self, site: Site, lang: str) -> str:
-        texts = load_ui_texts(site.root, lang)
-        where = _relative(site, self.path) + (f":{self.line}" if self.line else "")
-        return f"{where}: {texts[self.key].format(**self.params)}"
+        return f"{self.where(site)}: {self.message(site, lang)}"
 
 
 def _relative(site: Site, path: Path) -> str:

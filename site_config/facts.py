@@ -10,9 +10,6 @@ from typing import Any
 
 import yaml
 
-PACKAGE_DIR = Path(__file__).resolve().parent
-DEFAULT_ROOT = PACKAGE_DIR.parent
-
 
 class FactsError(Exception):
     """Raised when a file under site_config/ is missing or malformed; names the file."""
@@ -102,7 +99,8 @@ def _languages(root: Path) -> tuple[Language, ...]:
 
 
 @cache
-def load_site(root: Path = DEFAULT_ROOT) -> Site:
+def load_site(root: Path) -> Site:
+    """The facts of the project at `root` (see site_config.project for finding it)."""
     root = Path(root).resolve()
     path = root / "site_config" / "site.yml"
     raw = _read_yaml(path)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from site_tree import ROOT
 from smtp_server import SmtpServer
 
 from form_service.settings import Settings, load_settings
@@ -40,11 +41,29 @@ def _pg_admin() -> tuple[psycopg.Connection, str]:
     )
 
 
+@pytest.fixture(autouse=True)
+def _not_in_a_github_job(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The suite tests the same output on GitHub Actions as anywhere: `policy-site check`
+    adds annotations and a job summary there. Tests of that mode set these themselves."""
+    for name in ("GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY", "GITHUB_WORKSPACE"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'var' / 'requests.sqlite3'}"
         return
+    yield from _pg_database()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database of this test alone (for what only PostgreSQL can show)."""
+    yield from _pg_database()
+
+
+def _pg_database() -> Iterator[str]:
     admin, user = _pg_admin()
     name = f"test_{uuid.uuid4().hex[:16]}"
     with admin:
@@ -70,10 +89,10 @@ def settings(tmp_path: Path) -> Settings:
     return load_settings({
         "POLICY_VAR_DIR": str(tmp_path / "var"),
         "POLICY_BASE_URL": "https://privatums.pulkstenu-outlets.lv",
-        "POLICY_SECRET_KEY": "test-secret-key",
+        "POLICY_SECRET_KEY": "test-secret-key-for-the-storage-and-delivery-tests",
         "POLICY_STAFF_EMAIL": "Privātuma komanda <privacy-team@pulkstenu-outlets.lv>",
         "POLICY_MAIL_FROM": "privacy@pulkstenu-outlets.lv",
-    })
+    }, root=ROOT)
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 from dataclasses import replace
@@ -14,6 +15,7 @@ from form_service.deadlines import due_date
 from form_service.models import Request
 from form_service.references import new_reference
 from form_service.store import NewRequest
+from form_service.worker import Worker
 
 T0 = dt.datetime(2026, 12, 1, 9, 30, tzinfo=dt.UTC)
 SHA = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
@@ -60,3 +62,28 @@ def bulk_requests(database_url: str, count: int, *, at: dt.datetime = T0) -> lis
     finally:
         engine.dispose()
     return references
+
+
+class Clock:
+    """A clock the test moves by hand, so back-off and leases need no sleeping."""
+
+    def __init__(self, now: dt.datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += dt.timedelta(**delta)
+
+
+def drain(worker: Worker) -> int:
+    """Run rounds until nothing is due; return how many messages were handled."""
+
+    async def rounds() -> int:
+        total = 0
+        while handled := await worker.run_once():
+            total += handled
+        return total
+
+    return asyncio.run(rounds())

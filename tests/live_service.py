@@ -16,9 +16,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from site_tree import ROOT
 from smtp_server import free_port
-
-from site_config.facts import DEFAULT_ROOT
 
 HIDDEN = re.compile(r'<input type="hidden" name="(?P<name>[a-z_]+)" value="(?P<value>[^"]*)">')
 REFERENCE = re.compile(r"PO-[0-9A-Z]{4}-[0-9A-Z]{4}")
@@ -35,7 +34,7 @@ class LiveService:
             "POLICY_VAR_DIR": str(var_dir),
             "POLICY_SITE_DIR": str(site_dir),
             "POLICY_BASE_URL": self.base_url,
-            "POLICY_SECRET_KEY": "live-service-test-secret-key-0123456789",
+            "POLICY_SECRET_KEY": "live-service-test-secret-key-0123456789-abcdefghij",
             "POLICY_STAFF_EMAIL": "staff@pulkstenu-outlets.lv",
             "POLICY_MAIL_FROM": "privacy@pulkstenu-outlets.lv",
             "POLICY_RATE_LIMIT_PER_IP": "100000/hour",
@@ -55,7 +54,7 @@ class LiveService:
         # The log goes to a file: a pipe nobody reads would stall a chatty server.
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "form_service.cli", "--root", str(DEFAULT_ROOT), "serve",
+                [sys.executable, "-m", "form_service.cli", "--project", str(ROOT), "serve",
                  "--host", "127.0.0.1", "--port", str(self.port)],
                 env=self.env, stdout=log, stderr=subprocess.STDOUT,
             )

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
-from site_config.facts import DEFAULT_ROOT, Site, load_site
+from site_config.facts import Site, load_site
 
-ROOT = DEFAULT_ROOT
+# The repository these tests belong to (the tests test their own project,
+# wherever the suite is started from).
+ROOT = Path(__file__).resolve().parent.parent
+# The console script of the environment running the tests: the editable install.
+POLICY_SITE = Path(sys.executable).with_name("policy-site")
 
 
 def copy_project(dest: Path) -> Path:
@@ -19,6 +26,30 @@ def copy_project(dest: Path) -> Path:
         ROOT / "site_config", dest / "site_config", ignore=shutil.ignore_patterns("__pycache__")
     )
     return dest
+
+
+def run_policy_site(args: list[str], cwd: Path, env: dict[str, str] | None = None,
+                    program: Path = POLICY_SITE) -> subprocess.CompletedProcess[str]:
+    """`policy-site ARGS` as an editor runs it, in `cwd`, with English messages."""
+    full_env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", "POLICY_EDITOR_LANG": "en",
+                **(env or {})}
+    full_env.pop("PYTHONPATH", None)
+    return subprocess.run([str(program), *args], cwd=cwd, env=full_env, capture_output=True,
+                          text=True, timeout=120)
+
+
+def commit_all(root: Path, message: str, branch: str | None = None) -> None:
+    """Commit everything in `root`, first making it a git repository on main if it is not."""
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=root, check=True, capture_output=True)
+
+    if not (root / ".git").exists():
+        git("init", "--quiet", "--initial-branch", "main")
+    if branch:
+        git("checkout", "--quiet", "-b", branch)
+    git("add", "--all")
+    git("-c", "user.name=Test", "-c", "user.email=test@example.lv", "commit", "--quiet",
+        "--allow-empty", "-m", message)
 
 
 def site_of(root: Path) -> Site:

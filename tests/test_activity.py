@@ -125,8 +125,8 @@ def test_a_batch_gives_way_between_its_messages(store: Store, settings: Settings
     worker = Worker(store, settings, owner="w", poll_interval=60, activity=activity,
                     quiet=0.05, max_defer=30.0, mailer=mailer)
     now = dt.datetime.now(dt.UTC)
-    for _ in range(3):
-        store.create_request(new_request(submitted_at=now))
+    for i in range(3):
+        store.create_request(new_request(submitted_at=now, email=f"janis{i}@example.lv"))
 
     async def scenario() -> tuple[int, int]:
         stop = asyncio.Event()

@@ -16,9 +16,9 @@ from pathlib import Path
 import httpx2
 import pytest
 from live_service import HIDDEN, REFERENCE, LiveService
+from site_tree import ROOT as DEFAULT_ROOT
 
 from site_config.build_site import build_site
-from site_config.facts import DEFAULT_ROOT
 
 
 def policy_site(*args: str, database_url: str, var: Path) -> subprocess.CompletedProcess[str]:

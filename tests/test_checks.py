@@ -6,7 +6,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-from site_tree import copy_project, edit, site_of
+from site_tree import ROOT, copy_project, edit, site_of
 
 from form_service.cli import main
 from site_config.checks import Problem, run_checks
@@ -37,7 +37,7 @@ def test_the_committed_content_passes() -> None:
     """The repository's own policy texts pass every check."""
     from site_config.facts import load_site
 
-    assert run_checks(load_site(), TODAY) == []
+    assert run_checks(load_site(ROOT), TODAY) == []
 
 
 def test_a_prepared_release_passes(two_versions: Site) -> None:
@@ -153,7 +153,8 @@ def test_messages_in_latvian(two_versions: Site) -> None:
 def test_cli_fails_with_plain_words(two_versions: Site, capsys: pytest.CaptureFixture[str]) -> None:
     """The command exits 1 and prints file:line: message lines, no traceback."""
     edit(two_versions.content_dir / "en" / "index.md", "Couriers.", "Couriers and vans.")
-    code = main(["--root", str(two_versions.root), "check", "--lang", "en", "--date", "2026-11-27"])
+    code = main(["--project", str(two_versions.root), "check", "--lang", "en",
+                 "--date", "2026-11-27"])
     out, err = capsys.readouterr()
     assert code == 1
     assert out.startswith("content/en/index.md:2: You changed the policy text")
@@ -163,6 +164,7 @@ def test_cli_fails_with_plain_words(two_versions: Site, capsys: pytest.CaptureFi
 
 def test_cli_passes_on_good_content(two_versions: Site, capsys: pytest.CaptureFixture[str]) -> None:
     """The command exits 0 and says so when nothing is wrong."""
-    code = main(["--root", str(two_versions.root), "check", "--lang", "en", "--date", "2026-11-27"])
+    code = main(["--project", str(two_versions.root), "check", "--lang", "en",
+                 "--date", "2026-11-27"])
     assert code == 0
     assert "All good: 2 versions" in capsys.readouterr().out

@@ -9,11 +9,11 @@ from pathlib import Path
 import httpx2
 import pytest
 from live_service import HIDDEN, REFERENCE, LiveService
+from site_tree import ROOT
 from smtp_server import SmtpServer
 
 from form_service.store import Store
 from site_config.build_site import build_site
-from site_config.facts import DEFAULT_ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -24,7 +24,8 @@ def _submit_forever(base_url: str, shown: list[str], stop: threading.Event, n: i
     while not stop.is_set():
         i += 1
         try:
-            with httpx2.Client(base_url=base_url, timeout=5) as client:
+            with httpx2.Client(base_url=base_url, timeout=5,
+                               headers={"Origin": base_url}) as client:
                 form = client.get("/en/request/?type=access")
                 fields = {m["name"]: m["value"] for m in HIDDEN.finditer(form.text)}
                 fields.update(name=f"Client {n}-{i}", email=f"c{n}-{i}@example.lv",
@@ -41,7 +42,7 @@ def test_acknowledged_requests_survive_sigkill(tmp_path: Path) -> None:
     """Every reference a client saw is stored after restart, and its e-mail is delivered."""
     smtp = SmtpServer()
     smtp.start()
-    site_dir = build_site(DEFAULT_ROOT, tmp_path / "site")
+    site_dir = build_site(ROOT, tmp_path / "site")
     # A short lease, so that the killed worker's claimed messages are taken over soon.
     live = LiveService(tmp_path / "var", site_dir, smtp.url, POLICY_OUTBOX_LEASE_SECONDS="3")
     live.start()

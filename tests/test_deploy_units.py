@@ -9,8 +9,7 @@ import threading
 from pathlib import Path
 
 import pytest
-
-from site_config.facts import DEFAULT_ROOT
+from site_tree import ROOT as DEFAULT_ROOT
 
 DEPLOY = DEFAULT_ROOT / "deploy"
 PREFIX = "/srv/policy-site/app"  # where README, "Deploying", puts the checkout

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from site_config.diff import word_diff_html
+from site_config.diff import word_diff_html, word_diff_markdown
 
 LABELS = {"del": "removed", "ins": "added"}
 
@@ -51,3 +51,18 @@ def test_identical_texts_have_no_changes() -> None:
     """Comparing a text with itself marks nothing."""
     html, changes = word_diff_html("# T\n\nSame.", "# T\n\nSame.", LABELS)
     assert changes == 0 and "<del>" not in html and "<ins>" not in html
+
+
+def test_markdown_shows_only_changed_paragraphs_with_the_site_marks() -> None:
+    """The Markdown comparison keeps the changed paragraphs, marked as on the site, and "…"."""
+    old = "# Title\n\nFirst stays.\n\nSecond old words.\n\nThird stays."
+    new = "# Title\n\nFirst stays.\n\nSecond new words.\n\nThird stays."
+    markdown, changes = word_diff_markdown(old, new)
+    assert changes == 1
+    assert markdown == "…\n\nSecond <del>[−old−]</del> <ins>[+new+]</ins> words.\n\n…"
+
+
+def test_markdown_escapes_what_markdown_would_read_as_markup() -> None:
+    """Stars, brackets, pipes and a leading "1." are shown as text, not as markup."""
+    markdown, _ = word_diff_markdown("1. *a* [b](c) | <i> x", "1. *a* [b](c) | <i> y")
+    assert markdown == r"1\. \*a\* \[b\](c) \| \<i\> <del>[−x−]</del> <ins>[+y+]</ins>"

@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 import wtforms
-from starlette.datastructures import FormData, UploadFile
+from site_tree import ROOT
+from starlette.datastructures import ImmutableMultiDict as MultiDict
 
-from form_service.forms import MAX_LENGTH, first_errors, make_form, text_fields
+from form_service.forms import MAX_LENGTH, first_errors, make_form
 from form_service.i18n import WTFORMS_TABLE, Translations, plural_category, texts_of
-from site_config.facts import DEFAULT_ROOT, load_site
+from site_config.facts import load_site
 
-SITE = load_site(DEFAULT_ROOT)
+SITE = load_site(ROOT)
 VALID = {
     "name": "Jānis Ozoliņš",
     "email": "janis@example.lv",
@@ -25,7 +26,7 @@ VALID = {
 
 
 def _form(lang: str = "lv", **overrides: str) -> wtforms.Form:
-    return make_form(SITE, lang, formdata=FormData({**VALID, **overrides}))
+    return make_form(SITE, lang, formdata=MultiDict({**VALID, **overrides}))
 
 
 def _pot_msgids() -> set[str]:
@@ -166,23 +167,57 @@ def test_first_errors_follow_field_order() -> None:
     assert [name for name, _ in first_errors(form)] == ["name", "email", "details"]
 
 
-def test_uploaded_files_are_not_text() -> None:
-    """A file sent in place of a text field is dropped, so the field counts as empty."""
-    import io
+@pytest.mark.parametrize("email", ["a<b>@example.lv", "a,b@example.lv", "a;b@example.lv",
+                                   "a(b)@example.lv", "a..b@example.lv", ".a@example.lv",
+                                   "a@-example.lv", '"a b"@example.lv', "a@[192.0.2.1]"])
+def test_addresses_mail_cannot_reach_are_refused(email: str) -> None:
+    """What RFC 5322's grammar allows but no mailer would deliver (quotes, comments,
+    delimiters, double dots, literals) gets the "correct format" message, not a stored
+    request whose e-mail fails forever."""
+    form = _form("en", email=email)
+    assert not form.validate()
+    assert form.email.errors == [
+        "Enter an e-mail address in the correct format, like name@example.com"]
 
-    data = FormData([("name", UploadFile(io.BytesIO(b"x"), filename="a.txt")),
-                     ("email", "janis@example.lv")])
-    assert list(text_fields(data).multi_items()) == [("email", "janis@example.lv")]
+
+def test_address_is_stored_in_its_normal_form() -> None:
+    """The domain is lower-cased (the local part is the mailbox's own), and an IDN
+    domain is kept readable: it is turned into punycode only for sending."""
+    form = _form(email="Janis@Example.LV")
+    assert form.validate() and form.email.data == "Janis@example.lv"
+    form = _form(email="anna@PULKSTEŅI.lv")
+    assert form.validate() and form.email.data == "anna@pulksteņi.lv"
 
 
-@pytest.mark.parametrize(("request_type", "valid"), [("unsubscribe", True),
-                                                     ("withdraw_consent", True),
-                                                     ("erasure", False), ("access", False)])
-def test_details_needed_only_where_a_reason_is(request_type: str, valid: bool) -> None:
-    """Unsubscribing and withdrawing consent need no details (Art. 7(3), 21(3)); others do."""
-    form = _form(request_type=request_type, details="")
-    assert form.validate() is valid
-    if valid:
-        assert form.details.data == ""
-    else:
-        assert form.details.errors == ["Aprakstiet savu pieprasījumu"]
+@pytest.mark.parametrize(("smtputf8", "lang", "message"), [
+    (False, "en", "Our e-mail cannot reach an address with letters such as ā or š"),
+    (False, "lv", "Mūsu e-pasts nevar nosūtīt vēstuli uz adresi"),
+    (True, "en", None),
+])
+def test_non_ascii_local_part_only_where_mail_can_carry_it(
+    smtputf8: bool, lang: str, message: str | None
+) -> None:
+    """jānis@… needs SMTPUTF8 at every hop: refused in the customer's language unless
+    POLICY_SMTPUTF8 says the mail path has it."""
+    form = make_form(SITE, lang, formdata=MultiDict({**VALID, "email": "jānis@example.lv"}),
+                     smtputf8=smtputf8)
+    assert form.validate() is (message is None)
+    if message:
+        assert form.email.errors[0].startswith(message)
+
+
+@pytest.mark.parametrize("field", ["name", "phone", "order_number"])
+@pytest.mark.parametrize("bad", ["\u202e", "\u2066", "\u2069", "\u202a", "\u009b", "\u2029"])
+def test_bidi_and_c1_controls_are_refused_in_one_line_fields(field: str, bad: str) -> None:
+    """Bidi controls (which reorder how a ticket reads), C1 controls and Unicode line
+    separators are refused in one-line fields."""
+    value = f"2000{bad}0000" if field == "phone" else f"A{bad}B"
+    form = _form(**{field: value})
+    assert not form.validate()
+
+
+def test_bidi_and_c1_controls_are_neutralised_in_details() -> None:
+    """In free text they are taken out (line separators become line ends), keeping the words."""
+    form = _form(details="Pay \u202eDCBA\u202c to \u009bus\u2028now")
+    assert form.validate()
+    assert form.details.data == "Pay DCBA to us\nnow"

@@ -16,14 +16,18 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from site_tree import ROOT
 from starlette.testclient import TestClient
 from web_support import SECRET, client_for, confirmation, count_requests, make_settings
 from web_support import stored_request as stored
 
-from form_service.security import csrf_field_value
-from form_service.settings import Settings
+from form_service.addresses import normalise
+from form_service.emails import address
+from form_service.security import csrf_field_value, new_csrf_cookie
+from form_service.settings import Settings, load_settings
+from form_service.text import plain_text
 from form_service.tokens import make_token
-from site_config.facts import DEFAULT_ROOT, load_site
+from site_config.facts import load_site
 from site_config.versions import load_versions
 
 pytestmark = pytest.mark.slow
@@ -34,9 +38,11 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                            HealthCheck.large_base_example],
 )
-COOKIE = "fuzz-cookie-value-" + "x" * 30
-RIGHTS = [right.id for right in load_site(DEFAULT_ROOT).rights]
-SHA = {lang: load_versions(DEFAULT_ROOT / "content", lang)[-1].sha256 for lang in ("lv", "en")}
+# A cookie value as the service issues them (a nonce and its MAC under SECRET).
+COOKIE = new_csrf_cookie(load_settings({"POLICY_SECRET_KEY": SECRET,
+                                        "POLICY_VAR_DIR": "/nonexistent-var"}))
+RIGHTS = [right.id for right in load_site(ROOT).rights]
+SHA = {lang: load_versions(ROOT / "content", lang)[-1].sha256 for lang in ("lv", "en")}
 SINGLE_LINE = ("name", "email", "phone", "order_number")
 
 
@@ -106,13 +112,16 @@ def _field_values(draw: st.DrawFn) -> dict[str, list[str]]:
     return fields
 
 
-def _expected(fields: dict[str, list[str]]) -> dict[str, str | None]:
+def _expected(fields: dict[str, list[str]], smtputf8: bool) -> dict[str, str | None]:
     """What the store must hold for an accepted submission: the first value of each field,
-    surrounding spaces stripped from one-line fields, empty optional fields as NULL."""
+    surrounding spaces stripped from one-line fields, the address in its normal form, the
+    details with bidi and C1 controls neutralised, empty optional fields as NULL."""
     values: dict[str, str | None] = {}
     for name in ("name", "email", "request_type", "details", "phone", "order_number"):
         value = fields.get(name, [""])[0]
         values[name] = value.strip() if name in SINGLE_LINE else value
+    values["email"] = normalise(values["email"] or "", smtputf8=smtputf8).stored
+    values["details"] = plain_text(values["details"] or "")
     for optional in ("phone", "order_number"):
         values[optional] = values[optional] or None
     return values
@@ -129,8 +138,10 @@ def _check(service: Service, response: Any, fields: dict[str, list[str]], before
     assert after == before + 1
     row = stored(service.settings, confirmation(response.headers["location"])["ref"])
     assert row is not None
-    for name, value in _expected(fields).items():
+    for name, value in _expected(fields, service.settings.smtputf8).items():
         assert row[name] == value, name
+    # Every address the form accepts is one the mailer accepts (no e-mail that fails forever).
+    assert address("", row["email"]).addr_spec
 
 
 # --- the tests ----------------------------------------------------------------------------

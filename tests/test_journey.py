@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from browser import chromium
 from live_service import REFERENCE, LiveService
+from site_tree import ROOT
 from smtp_server import Received, SmtpServer
 
 from site_config.build_site import build_site
-from site_config.facts import DEFAULT_ROOT
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -33,7 +33,7 @@ def smtp() -> Iterator[SmtpServer]:
 def service(tmp_path_factory: pytest.TempPathFactory, smtp: SmtpServer) -> Iterator[LiveService]:
     """`policy-site serve` with a freshly built site, SQLite and the real SMTP server."""
     work = tmp_path_factory.mktemp("journey")
-    site_dir = build_site(DEFAULT_ROOT, work / "site")
+    site_dir = build_site(ROOT, work / "site")
     live = LiveService(work / "var", site_dir, smtp.url)
     live.start()
     yield live
@@ -96,12 +96,16 @@ def test_erasure_request_from_policy_page_to_staff_ticket(  # type: ignore[no-un
     assert link, body_of(verify_mail)
     assert reference in body_of(verify_mail)
     page.goto(link[0])
+    # Opening the link only shows the page; the button confirms (a scanner never presses it).
+    assert reference in page.locator("main").inner_text()
+    with page.expect_navigation():
+        page.locator('button[value="confirm"]').click()
     assert confirmed_words in page.locator("main").inner_text().lower()
 
     ticket = wait_for_mail(smtp, lambda m: STAFF in m.recipients and reference in str(
         m.message["Subject"]))
     text = body_of(ticket)
-    sha = hashlib.sha256((DEFAULT_ROOT / policy_file).read_bytes()).hexdigest()
+    sha = hashlib.sha256((ROOT / policy_file).read_bytes()).hexdigest()
     assert sha in text
     assert "1.0" in text
     assert "versions/1.0/" in text
@@ -127,5 +131,5 @@ def test_errors_show_a_summary_that_takes_focus(browser, service: LiveService) -
 def test_policy_file_paths_exist() -> None:
     """The files whose fingerprints the journey compares are the committed texts."""
     for lang in ("lv", "en"):
-        assert (DEFAULT_ROOT / "content" / lang / "index.md").is_file()
-        assert Path(DEFAULT_ROOT / "content" / lang / "index.md").read_bytes().startswith(b"---\n")
+        assert (ROOT / "content" / lang / "index.md").is_file()
+        assert Path(ROOT / "content" / lang / "index.md").read_bytes().startswith(b"---\n")

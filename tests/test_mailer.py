@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 from delivery_support import SHA, T0
+from site_tree import ROOT
 from smtp_server import SmtpServer
 
 from form_service.emails import MessageError, Outgoing, render, ticket_json
@@ -30,7 +31,6 @@ from form_service.mailer import (
 from form_service.settings import Settings, SettingsError
 from form_service.store import RequestRecord
 from form_service.tokens import read_token
-from site_config.facts import DEFAULT_ROOT
 
 RECORD = RequestRecord(
     id=1, reference="PO-7K3M-9QXD", submission_id="s1", request_type="erasure",
@@ -68,7 +68,9 @@ def test_verify_email(settings: Settings, lang: str, due: str, link_hours: str) 
     out = render("verify", record, message_id=mid("verify"), settings=settings)
     message = parsed(out)
     assert out.recipients == ("janis@example.lv",) and out.sender == "privacy@pulkstenu-outlets.lv"
-    assert message["To"] == "Jānis Bērziņš <janis@example.lv>"
+    # The bare address, and nothing the sender typed anywhere in the e-mail: whoever fills
+    # in the form chooses those words, and they would reach any inbox in our name.
+    assert message["To"] == "janis@example.lv"
     assert message["Message-ID"] == mid("verify") and message["Content-Language"] == lang
     assert message["Auto-Submitted"] == "auto-generated"
     assert "PO-7K3M-9QXD" in message["Subject"]
@@ -76,6 +78,23 @@ def test_verify_email(settings: Settings, lang: str, due: str, link_hours: str) 
     assert "PO-7K3M-9QXD" in text and due in text and link_hours in text
     [token] = re.findall(r"https://privatums\.pulkstenu-outlets\.lv/request/verify/(\S+)", text)
     assert read_token(settings.secret_key, "verify", token, 72 * 3600) == {"ref": RECORD.reference}
+    for typed in ("Jānis", "Bērziņš", "Lūdzu, dzēsiet manus datus.", "20000000"):
+        assert typed not in text and typed not in str(message["Subject"])
+
+
+def test_verify_email_gathers_the_address_s_waiting_requests(settings: Settings) -> None:
+    """One verification e-mail can carry several requests made with the address, each
+    with its own reference, type and link (the cap on verification e-mails)."""
+    other = replace(RECORD, reference="PO-2ABC-3DEF", request_type="access")
+    out = render("verify", RECORD, message_id=mid("verify"), settings=settings,
+                 gathered=[other])
+    message = parsed(out)
+    assert "(2)" in message["Subject"]
+    text = body(message)
+    tokens = re.findall(r"/request/verify/(\S+)", text)
+    assert [read_token(settings.secret_key, "verify", t, 3600)["ref"] for t in tokens] == [
+        RECORD.reference, "PO-2ABC-3DEF"]
+    assert "Piekļuve personas datiem" in text and "Datu dzēšana" in text
 
 
 def test_ticket_email(settings: Settings) -> None:
@@ -114,7 +133,8 @@ def test_ack_email(settings: Settings) -> None:
 
 
 def test_customer_text_cannot_add_headers(settings: Settings) -> None:
-    """A name carrying CR/LF stays inside its header: no Bcc, no second Subject, one recipient."""
+    """A name carrying CR/LF stays inside its header: no Bcc, no second Subject, one recipient;
+    only staff see it as a display name (the ticket's Reply-To), the customer's mail has none."""
     evil = replace(RECORD, name="Eve\r\nBcc: victim@example.com\r\nSubject: free\x00 watches")
     for kind in ("verify", "ticket", "ack"):
         out = render(kind, evil, message_id=mid(kind), settings=settings)
@@ -126,7 +146,18 @@ def test_customer_text_cannot_add_headers(settings: Settings) -> None:
         header = message["Reply-To" if kind == "ticket" else "To"]
         assert [a.addr_spec for a in header.addresses] == ["janis@example.lv"]
         name = header.addresses[0].display_name
-        assert name == "Eve Bcc: victim@example.com Subject: free watches"
+        expected = "Eve Bcc: victim@example.com Subject: free watches" if kind == "ticket" else ""
+        assert name == expected
+
+
+@pytest.mark.parametrize("name", ["=?utf-8?q?URGENT=3A_account_locked?=",
+                                  "=?utf-8?b?VVJHRU5U?= Smith", "a =?x?q?y?= b"])
+def test_a_name_like_an_encoded_word_is_shown_literally(settings: Settings, name: str) -> None:
+    """RFC 2047: a display name that looks like an encoded-word is sent so that a mail
+    reader shows those characters, not a decoded text the sender chose."""
+    out = render("ticket", replace(RECORD, name=name), message_id=mid("ticket"),
+                 settings=settings)
+    assert parsed(out)["Reply-To"].addresses[0].display_name == name
 
 
 @pytest.mark.parametrize("address", ["janis@example.lv\r\nBcc: x@y.lv", "a b@example.lv", "x"])
@@ -221,7 +252,7 @@ def test_smtp_urls() -> None:
 
 def test_email_texts_have_the_same_keys_in_each_language() -> None:
     """email.lv.yml and email.en.yml define the same email_* texts."""
-    folder = Path(DEFAULT_ROOT) / "site_config" / "texts"
+    folder = ROOT / "site_config" / "texts"
     keys = [set(yaml.safe_load((folder / f"email.{lang}.yml").read_text("utf-8")))
             for lang in ("lv", "en")]
     assert keys[0] == keys[1]

@@ -7,10 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from site_tree import ROOT as DEFAULT_ROOT
 from sqlalchemy import inspect
 
 from form_service import db
-from site_config.facts import DEFAULT_ROOT
 
 
 def _migrate(database_url: str, tmp_path: Path) -> subprocess.Popen[str]:

@@ -44,7 +44,7 @@ def test_preview_shows_an_edit_without_restarting(tmp_path: Path) -> None:
     port = _free_port()
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "form_service.cli", "--root", str(root), "preview",
+        [sys.executable, "-m", "form_service.cli", "--project", str(root), "preview",
          "--port", str(port), "--date", "2026-11-27"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
     )

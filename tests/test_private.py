@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx2
 import pytest
 from live_service import HIDDEN, REFERENCE, LiveService
+from site_tree import ROOT as DEFAULT_ROOT
 
 from form_service.cli import main
 from form_service.emails import Outgoing
@@ -23,7 +24,6 @@ from form_service.private import tighten
 from form_service.settings import load_settings
 from form_service.store import Store
 from site_config.build_site import build_site
-from site_config.facts import DEFAULT_ROOT
 
 
 def mode(path: Path) -> int:

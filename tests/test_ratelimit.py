@@ -1,8 +1,10 @@
-"""Rate limits per client address and per e-mail, in memory and shared through Redis."""
+"""Rate limits per client address, in memory and shared through Redis; none per e-mail."""
 
 from __future__ import annotations
 
 import asyncio
+import html
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,7 +12,14 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 from starlette.testclient import TestClient
-from web_support import client_for, confirmation, count_requests, make_settings, open_form
+from web_support import (
+    client_for,
+    confirmation,
+    count_requests,
+    make_settings,
+    open_form,
+    open_form_from,
+)
 
 from form_service.ratelimit import Limiter, RateLimits, client_address, parse_proxies
 from form_service.settings import SettingsError
@@ -30,7 +39,7 @@ def _post(client: TestClient, path: str = "/request/", **fields: str) -> int:
 def test_per_address_limit_is_429_with_retry_after(tmp_path: Path, path: str, words: str) -> None:
     """Beyond the per-address limit a POST gets 429, Retry-After and a page in its language."""
     settings = make_settings(tmp_path)
-    limits = RateLimits(per_ip="2/hour", per_email="100/hour")
+    limits = RateLimits(per_ip="2/hour")
     with client_for(settings, rate_limits=limits) as client:
         assert _post(client, path, email="a@example.lv") == 303
         assert _post(client, path, email="b@example.lv") == 303
@@ -44,40 +53,44 @@ def test_per_address_limit_is_429_with_retry_after(tmp_path: Path, path: str, wo
         assert client.get(path).status_code == 200
 
 
-def test_per_email_limit_protects_an_inbox(tmp_path: Path) -> None:
-    """The same address (in any case) is limited whatever machine sends it; another is not."""
+def test_nobody_can_lock_a_person_out_of_their_own_request(tmp_path: Path) -> None:
+    """Five requests for someone's address from five networks do not stop that person
+    filing their own from a sixth, and every answer looks the same: none tells how many
+    requests the address has made."""
     settings = make_settings(tmp_path, POLICY_TRUSTED_PROXIES="10.0.0.1")
-    limits = RateLimits(per_ip="100/hour", per_email="2/hour")
-    with client_for(settings, rate_limits=limits, peer="10.0.0.1") as client:
+    with client_for(settings, peer="10.0.0.1") as client:
 
-        def post(n: int, email: str, path: str = "/request/") -> httpx.Response:
-            form = open_form(client, path)
-            return client.post(path, data=form.fields(email=email),
+        def post(n: int, email: str) -> httpx.Response:
+            form = open_form(client, "/en/request/")
+            return client.post("/en/request/", data=form.fields(email=email),
                                headers={"X-Forwarded-For": f"198.51.100.{n}"})
 
-        assert post(1, "anna@example.lv").status_code == 303
-        assert post(2, "ANNA@Example.lv").status_code == 303
-        response = post(3, " Anna@example.lv", "/en/request/")
-        assert response.status_code == 429
-        assert "Retry-After" in response.headers
-        assert "Too many requests" in response.text
-        assert post(4, "janis@example.lv").status_code == 303
-    assert count_requests(settings) == 3
+        answers = [post(n, variant) for n, variant in enumerate(
+            ["anna@example.lv", "ANNA@Example.lv", "anna+x@example.lv", " anna@example.lv",
+             "Anna+promo@EXAMPLE.LV", "anna@example.lv"])]
+        assert [a.status_code for a in answers] == [303] * 6
+        pages = [client.get(a.headers["location"]).text for a in answers]
+        shapes = {re.sub(r"PO-[0-9A-Z]{4}-[0-9A-Z]{4}|sent/[^\"]+", "X", page) for page in pages}
+        assert len(shapes) == 1
+    assert count_requests(settings) == 6
 
 
-def test_invalid_submissions_do_not_use_up_the_email_limit(tmp_path: Path) -> None:
-    """Only a submission that would send an e-mail counts against the address."""
+def test_ipv4_mapped_peer_is_counted_as_its_ipv4_address(tmp_path: Path) -> None:
+    """On a dual-stack listener IPv4 clients arrive as ::ffff:a.b.c.d; each is its own
+    client, not one /64 shared by all of them."""
     settings = make_settings(tmp_path)
-    limits = RateLimits(per_ip="100/hour", per_email="1/hour")
-    with client_for(settings, rate_limits=limits) as client:
-        assert _post(client, email="anna@example.lv", name="") == 400
-        assert _post(client, email="anna@example.lv") == 303
+    limits = RateLimits(per_ip="1/hour")
+    with client_for(settings, rate_limits=limits, peer="::ffff:198.51.100.1") as first, \
+            client_for(settings, rate_limits=limits, peer="::ffff:198.51.100.2") as second:
+        assert _post(first, email="a@example.lv") == 303
+        assert _post(second, email="b@example.lv") == 303
+        assert _post(first, email="c@example.lv") == 429
 
 
 def test_forwarded_for_is_believed_from_a_trusted_proxy(tmp_path: Path) -> None:
     """Behind our proxy, each client address in X-Forwarded-For has its own count."""
     settings = make_settings(tmp_path, POLICY_TRUSTED_PROXIES="10.0.0.0/8")
-    limits = RateLimits(per_ip="1/hour", per_email="100/hour")
+    limits = RateLimits(per_ip="1/hour")
     with client_for(settings, rate_limits=limits, peer="10.1.2.3") as client:
 
         def post(forwarded: str, email: str) -> int:
@@ -95,7 +108,7 @@ def test_forwarded_for_is_believed_from_a_trusted_proxy(tmp_path: Path) -> None:
 def test_forwarded_for_is_ignored_from_anyone_else(tmp_path: Path) -> None:
     """A client that is not our proxy cannot choose its address with X-Forwarded-For."""
     settings = make_settings(tmp_path, POLICY_TRUSTED_PROXIES="10.0.0.0/8")
-    limits = RateLimits(per_ip="1/hour", per_email="100/hour")
+    limits = RateLimits(per_ip="1/hour")
     with client_for(settings, rate_limits=limits, peer="198.51.100.7") as client:
         for n, expected in enumerate([303, 429]):
             form = open_form(client)
@@ -116,6 +129,8 @@ def test_forwarded_for_is_ignored_from_anyone_else(tmp_path: Path) -> None:
         ("10.0.0.1", ["10.0.0.3"], "10.0.0.3"),                     # only proxies: leftmost
         ("10.0.0.1", ["junk"], "junk"),
         ("2001:db8::1", [], "2001:db8::/64"),                       # IPv6 counted per /64
+        ("::ffff:198.51.100.7", [], "198.51.100.7"),                # IPv4-mapped: the IPv4
+        ("10.0.0.1", ["::ffff:203.0.113.9"], "203.0.113.9"),
         (None, [], "unknown"),
     ],
 )
@@ -133,8 +148,8 @@ def test_bad_trusted_proxy_setting_names_the_variable() -> None:
 
 def test_bad_limit_setting_names_the_variable() -> None:
     """A rate limit that `limits` cannot parse is a settings error naming the variable."""
-    with pytest.raises(SettingsError, match="POLICY_RATE_LIMIT_PER_EMAIL"):
-        RateLimits.from_env({"POLICY_RATE_LIMIT_PER_EMAIL": "lots"})
+    with pytest.raises(SettingsError, match="POLICY_RATE_LIMIT_PER_IP"):
+        RateLimits.from_env({"POLICY_RATE_LIMIT_PER_IP": "lots"})
     assert RateLimits.from_env({"POLICY_RATE_LIMIT_PER_IP": "7/minute"}).per_ip == "7/minute"
 
 
@@ -158,7 +173,7 @@ def redis_prefix() -> Iterator[str]:
 def test_two_instances_share_one_count_in_redis(tmp_path: Path, redis_prefix: str) -> None:
     """With Redis as the store, two app instances count the same client together."""
     settings = make_settings(tmp_path, POLICY_RATE_LIMIT_STORAGE=REDIS)
-    limits = RateLimits(per_ip="2/hour", per_email="100/hour", key_prefix=redis_prefix)
+    limits = RateLimits(per_ip="2/hour", key_prefix=redis_prefix)
     with client_for(settings, rate_limits=limits) as first, \
             client_for(settings, rate_limits=limits) as second:
         assert first.app is not second.app
@@ -172,7 +187,7 @@ def test_two_instances_share_one_count_in_redis(tmp_path: Path, redis_prefix: st
 def test_async_redis_url_is_accepted(tmp_path: Path, redis_prefix: str) -> None:
     """POLICY_RATE_LIMIT_STORAGE may also be written async+redis://."""
     settings = make_settings(tmp_path, POLICY_RATE_LIMIT_STORAGE=f"async+{REDIS}")
-    limits = RateLimits(per_ip="1/hour", per_email="100/hour", key_prefix=redis_prefix)
+    limits = RateLimits(per_ip="1/hour", key_prefix=redis_prefix)
     with client_for(settings, rate_limits=limits) as client:
         assert _post(client) == 303
         assert _post(client, email="b@example.lv") == 429
@@ -188,17 +203,49 @@ def test_unreachable_redis_lets_requests_through(
     assert "Rate-limit storage unavailable" in caplog.text
 
 
-def test_a_stored_form_sent_again_at_the_limit_gets_its_confirmation(tmp_path: Path) -> None:
-    """A double click at the per-address limit is answered with the first confirmation."""
+def test_a_form_sent_again_uses_no_count(tmp_path: Path) -> None:
+    """The same form sent again (same submission id, same data: a double click, a reload)
+    is answered with its confirmation and does not count against the client's limit."""
     settings = make_settings(tmp_path)
-    limits = RateLimits(per_ip="100/hour", per_email="1/hour")
+    limits = RateLimits(per_ip="1/hour")
     with client_for(settings, rate_limits=limits) as client:
         form = open_form(client)
         first = client.post("/request/", data=form.fields(email="anna@example.lv"))
-        again = client.post("/request/", data=form.fields(email="anna@example.lv"))
-        assert (first.status_code, again.status_code) == (303, 303)
+        again = [client.post("/request/", data=form.fields(email="anna@example.lv"))
+                 for _ in range(3)]
+        assert first.status_code == 303 and [a.status_code for a in again] == [303] * 3
         # The same reference and due date (the signed link itself has its own time).
-        assert confirmation(again.headers["location"]) == confirmation(first.headers["location"])
-        # A new submission from the same address is still limited.
+        assert confirmation(again[-1].headers["location"]) == confirmation(
+            first.headers["location"])
+        # A new submission is the one the limit stops.
         assert _post(client, email="anna@example.lv") == 429
     assert count_requests(settings) == 1
+
+
+@pytest.mark.parametrize(("path", "words"), [
+    ("/en/request/", "This form was already sent on"),
+    ("/request/", "Šī veidlapa jau tika nosūtīta"),
+])
+def test_a_corrected_form_is_not_answered_with_the_first_confirmation(
+    tmp_path: Path, path: str, words: str
+) -> None:
+    """The same submission id with different data (the customer went back and fixed a typo)
+    shows where the first one went (reference, masked address) and a fresh form, prefilled
+    with the correction, that sends it as a new request."""
+    settings = make_settings(tmp_path)
+    with client_for(settings) as client:
+        form = open_form(client, path)
+        first = client.post(path, data=form.fields(email="anna@example.lv"))
+        reference = confirmation(first.headers["location"])["ref"]
+        fixed = client.post(path, data=form.fields(email="anna@example.lv", name="Anna Ozola"))
+        assert fixed.status_code == 409
+        text = html.unescape(fixed.text)
+        assert words in text and reference in text and "a***@e***.lv" in text
+        assert 'value="Anna Ozola"' in fixed.text
+        resent = open_form_from(fixed.text)
+        assert resent.form_token != form.form_token
+        again = client.post(path, data=resent.fields(email="anna@example.lv",
+                                                     name="Anna Ozola"))
+        assert again.status_code == 303
+        assert confirmation(again.headers["location"])["ref"] != reference
+    assert count_requests(settings) == 2

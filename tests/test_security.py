@@ -174,15 +174,25 @@ def test_csrf_cookie_is_kept_across_pages(client: TestClient) -> None:
         {"Origin": "https://evil.example"},
         {"Origin": "null"},
         {"Origin": "http://127.0.0.1:8000.evil.example"},
+        {"Origin": "https://127.0.0.1:8000"},
+        {"Origin": "http://127.0.0.1:8001"},
+        {"Origin": "ftp://127.0.0.1:8000"},
+        {"Origin": "http://127.0.0.1"},
+        {"Origin": "http://127.0.0.1:8000/request/"},
+        {"Origin": "http://evil.example", "Host": "evil.example"},
         {"Sec-Fetch-Site": "cross-site"},
         {"Sec-Fetch-Site": "same-site"},
+        {},
     ],
 )
 def test_cross_site_post_is_refused(
     client: TestClient, settings: Settings, headers: dict[str, str]
 ) -> None:
-    """A POST whose Origin or Sec-Fetch-Site names another site is refused with 403."""
+    """A POST whose Origin is not exactly the base URL's scheme, host and port (whatever the
+    Host header says), whose Sec-Fetch-Site names another site, or that carries neither
+    header, is refused with 403."""
     form = open_form(client)
+    del client.headers["origin"]
     response = client.post("/request/", data=form.fields(), headers=headers)
     assert response.status_code == 403
     assert "Pieprasījums noraidīts" in response.text
@@ -193,14 +203,49 @@ def test_cross_site_post_is_refused(
     "headers",
     [
         {"Origin": "http://127.0.0.1:8000", "Sec-Fetch-Site": "same-origin"},
+        {"Origin": "HTTP://127.0.0.1:8000"},
+        {"Sec-Fetch-Site": "same-origin"},
         {"Sec-Fetch-Site": "none"},
-        {},
     ],
 )
 def test_same_origin_post_is_accepted(client: TestClient, headers: dict[str, str]) -> None:
-    """Our own origin, a user-initiated request, or an old browser without the headers pass."""
+    """Our own origin (scheme and host in any case), or a browser's Fetch Metadata saying
+    same-origin or user-initiated, passes."""
     form = open_form(client)
+    del client.headers["origin"]
     assert client.post("/request/", data=form.fields(), headers=headers).status_code == 303
+
+
+def test_origin_on_an_https_service_must_be_https(tmp_path: Path) -> None:
+    """Behind a proxy the service speaks http but its base URL is https: only the https
+    origin is ours, on its default port written or not."""
+    settings = make_settings(tmp_path, POLICY_BASE_URL="https://privatums.example.lv")
+    with client_for(settings) as client:
+        for origin, status in (("http://privatums.example.lv", 403),
+                               ("https://privatums.example.lv:443", 303),
+                               ("https://privatums.example.lv", 303)):
+            form = open_form(client)
+            response = client.post("/request/", data=form.fields(email=f"a{status}@example.lv"),
+                                   headers={"Origin": origin})
+            assert response.status_code == status, origin
+
+
+def test_an_attacker_chosen_csrf_cookie_is_not_adopted(client: TestClient,
+                                                       settings: Settings) -> None:
+    """A csrf cookie the service did not issue (planted from a sibling subdomain, say) is
+    replaced by a fresh one, and a POST carrying it is refused even with a field signed
+    for it."""
+    planted = "A" * 43
+    client.cookies.set("csrf", planted)
+    page = client.get("/request/")
+    issued = page.cookies.get("csrf")
+    assert issued and issued != planted
+    form = open_form(client)
+    client.cookies.set("csrf", planted)
+    forged = make_token(SECRET, "csrf", {"c": planted})
+    response = client.post("/request/", data=form.fields(csrf_token=forged))
+    assert response.status_code == 403
+    assert count_requests(settings) == 0
 
 
 # --- body size ------------------------------------------------------------------------
@@ -297,7 +342,7 @@ def test_security_headers_on_every_kind_of_response(tmp_path: Path) -> None:
     """200, 303, 403, 404, 405, 413, 429, 500, static files and /healthz all carry the headers."""
     settings = make_settings(tmp_path)
     store = _BrokenStore(settings.database_url)
-    limits = RateLimits(per_ip="2/hour", per_email="100/hour")
+    limits = RateLimits(per_ip="1/hour")
     try:
         with client_for(settings, store=store, rate_limits=limits) as client:
             form = open_form(client)

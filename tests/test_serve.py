@@ -84,7 +84,7 @@ def test_serve_runs_the_site_and_the_form(tmp_path: Path) -> None:
         form = client.get("/en/request/?type=access")
         assert form.status_code == 200
         hidden = dict(re.findall(r'name="([a-z_]+)" value="([^"]*)"', form.text))
-        response = client.post("/en/request/", data={
+        response = client.post("/en/request/", headers={"Origin": base}, data={
             "csrf_token": hidden["csrf_token"], "form_token": hidden["form_token"],
             "name": "Anna", "email": "anna@example.lv", "request_type": "access",
             "details": "Please send me my data.",

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser import axe_violations, chromium, static_server
+from browser import CHROMIUM, axe_violations, chromium, static_server
 from site_tree import copy_project, release
 
 from site_config.build_site import build_site
@@ -95,7 +95,8 @@ def test_printed_comparison_shows_removed_and_added_words(browser, base_url: str
     assert "Version 1.1, effective 31 December 2026" in text
 
 
-def test_chromium_is_debians(browser) -> None:  # type: ignore[no-untyped-def]
-    """The browser under test is the system Chromium, not a downloaded build."""
-    assert Path("/usr/bin/chromium").exists()
+def test_chromium_is_the_systems(browser) -> None:  # type: ignore[no-untyped-def]
+    """The browser under test is the system's (POLICY_CHROMIUM), not a test tool's download."""
+    assert Path(CHROMIUM).is_file()
+    assert "ms-playwright" not in str(Path(CHROMIUM).resolve())
     assert browser.version

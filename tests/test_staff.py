@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from delivery_support import SHA, new_request
+from site_tree import ROOT
 from smtp_server import Received, SmtpServer
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -69,7 +70,7 @@ def staff(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         "POLICY_DATABASE_URL": database_url,
         "POLICY_VAR_DIR": str(tmp_path / "var"),
         "POLICY_BASE_URL": "https://privatums.pulkstenu-outlets.lv",
-        "POLICY_SECRET_KEY": "test-secret-key",
+        "POLICY_SECRET_KEY": "test-secret-key-for-the-storage-and-delivery-tests",
         "POLICY_STAFF_EMAIL": "privacy-team@pulkstenu-outlets.lv",
         "POLICY_MAIL_FROM": "privacy@pulkstenu-outlets.lv",
     }.items():
@@ -85,7 +86,7 @@ def staff(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 def deliver(smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch) -> list[Received]:
     """Run the delivery worker (the service's) over the outbox once; return what arrived."""
     monkeypatch.setenv("POLICY_SMTP_URL", smtp_server.url)
-    settings = load_settings()
+    settings = load_settings(root=ROOT)
     store = Store.from_settings(settings)
 
     async def rounds() -> None:
@@ -151,6 +152,20 @@ def test_list_shows_every_request_and_filters(staff: Staff) -> None:
     assert listed("--status", "unverified") == {pending.reference}
     assert listed("--type", "erasure") == {pending.reference, done.reference}
     assert listed("--status", "refused") == set()
+
+
+def test_a_discarded_request_is_not_listed_as_one_to_act_on(staff: Staff) -> None:
+    """A request the address's owner disowned ("I did not ask for this") is left out of the
+    list and of the overdue ones; only `--status discarded` shows it, for the record."""
+    kept = staff.request(40)
+    disowned = staff.request(40, verified=False)
+    assert staff.store.discard(disowned.reference, staff.now) is not None
+    code, out, _ = staff.run("list")
+    assert code == 0 and disowned.reference not in out and kept.reference in out
+    _, overdue, _ = staff.run("overdue")
+    assert disowned.reference not in overdue
+    _, out, _ = staff.run("list", "--status", "discarded")
+    assert disowned.reference in out
 
 
 def test_list_refuses_an_unknown_type(staff: Staff) -> None:

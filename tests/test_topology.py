@@ -272,8 +272,12 @@ def test_form_cookies_are_host_prefixed_and_secure_over_https(deployed: Topology
 
 
 def _post_form(client: httpx2.Client, base_url: str, **headers: str) -> int:
-    """A POST that the rate limit counts (it comes before the CSRF check)."""
-    return client.post("/en/request/", data={"name": "x"},
+    """A POST that the per-address limit counts: same-origin, with its CSRF pair, but
+    without an e-mail address (400), so that nothing is stored and no mail goes."""
+    form = client.get("/en/request/?type=access")
+    fields = {m["name"]: m["value"] for m in HIDDEN.finditer(form.text)}
+    fields.update(name="Rate Limit", request_type="access", details="x")
+    return client.post("/en/request/", data=fields,
                        headers={"Origin": base_url, **headers}).status_code
 
 
@@ -285,11 +289,13 @@ def test_rate_limit_counts_each_client_address_not_caddys(deployed: Topology) ->
     with deployed.caddy.client("127.0.0.2") as first, deployed.caddy.client("127.0.0.3") as other:
         # Round robin: these alternate between the two instances, which share one count.
         codes = [_post_form(first, base) for _ in range(PER_IP)]
-        assert 429 not in codes
-        refused = first.post("/en/request/", data={"name": "x"}, headers={"Origin": base})
+        assert codes == [400] * PER_IP
+        form = first.get("/en/request/?type=access")
+        fields = {m["name"]: m["value"] for m in HIDDEN.finditer(form.text)}
+        refused = first.post("/en/request/", data=fields, headers={"Origin": base})
         assert refused.status_code == 429
         assert int(refused.headers["retry-after"]) > 0
-        assert _post_form(other, base) != 429
+        assert _post_form(other, base) == 400
     with deployed.caddy.client("127.0.0.1") as forger:
         codes = [_post_form(forger, base, **{"X-Forwarded-For": f"198.51.100.{i}"})
                  for i in range(PER_IP + 1)]
@@ -414,8 +420,9 @@ def test_killing_an_instance_loses_no_acknowledged_request_and_sends_each_ticket
 ) -> None:
     """SIGKILL to one of two instances during a stream of submissions and confirmations:
     every request a customer was shown a confirmation for is stored, every confirmed
-    request's ticket reaches staff exactly once, and the survivor sends the mail the killed
-    instance had leased (every link arrives; no message is left pending)."""
+    request's ticket reaches staff exactly once (bar the one message the dying instance
+    may have had on the wire, which arrives twice with one Message-ID), and the survivor
+    sends the mail the killed instance had leased (no message is left pending)."""
     stream = Stream(deployed, smtp)
     threads = [threading.Thread(target=stream.submit, args=(n,)) for n in range(4)]
     threads.append(threading.Thread(target=stream.confirm_links))
@@ -463,8 +470,9 @@ def test_killing_an_instance_loses_no_acknowledged_request_and_sends_each_ticket
         "confirmed": len(stream.confirmed),
         "tickets": sum(counts[t] for t in tickets),
         "duplicates (all mail)": sum(n - 1 for n in counts.values()),
-        "mail leased by the killed instance at the kill": leased_at_kill,
-        "mail still leased by it at the end": _leased_by(deployed.database_url, victim.proc.pid),
+        "mail leased by the killed instance at the kill": len(leased_at_kill),
+        "mail still leased by it at the end": len(_leased_by(deployed.database_url,
+                                                             victim.proc.pid)),
         "outbox pending at the end": backlog.pending,
     }
     print("\ntopology kill figures: " + ", ".join(f"{k}: {v}" for k, v in figures.items()))
@@ -472,21 +480,27 @@ def test_killing_an_instance_loses_no_acknowledged_request_and_sends_each_ticket
     assert acknowledged_before >= 30 and figures["acknowledged after the kill"] > 0
     assert figures["stored"] == len(acknowledged)
     assert all(record is not None and record.status == "verified" for record in stored)
-    assert {t: counts[t] for t in tickets} == dict.fromkeys(tickets, 1)
-    # Mail is sent at least once: only a message on the wire at the kill may go twice.
-    assert figures["duplicates (all mail)"] <= 1
+    assert set(tickets) <= set(counts)
+    # Mail goes at least once. Only the message on the wire as the instance died (the
+    # SMTP server had accepted it, the database not yet heard so) can go twice; it is
+    # one the killed instance held, and it keeps its Message-ID, so staff's mail
+    # client or helpdesk shows it once. Every other ticket arrives exactly once.
+    twice = {message_id for message_id, n in counts.items() if n > 1}
+    assert len(twice) <= 1 and twice <= leased_at_kill, (twice, leased_at_kill)
+    assert {t: counts[t] for t in tickets - twice} == dict.fromkeys(tickets - twice, 1)
+    assert figures["duplicates (all mail)"] == len(twice)
     assert figures["mail still leased by it at the end"] == 0
     assert figures["outbox pending at the end"] == 0
     assert survivor.proc is not None and survivor.proc.poll() is None
     assert victim.proc.poll() is not None
 
 
-def _leased_by(database_url: str, pid: int) -> int:
-    """Unsent outbox rows whose lease names the killed process (owners are host:pid:…)."""
+def _leased_by(database_url: str, pid: int) -> set[str]:
+    """Message-IDs of unsent outbox rows whose lease names the process (host:pid:…)."""
     with psycopg.connect(database_url, autocommit=True) as conn:
-        row = conn.execute("SELECT count(*) FROM outbox WHERE status = 'pending' "
-                           "AND lease_owner LIKE %s", (f"%:{pid}:%",)).fetchone()
-    return int(row[0]) if row else 0
+        rows = conn.execute("SELECT message_id FROM outbox WHERE status = 'pending' "
+                            "AND lease_owner LIKE %s", (f"%:{pid}:%",)).fetchall()
+    return {row[0] for row in rows}
 
 
 def _unconfirmed(database_url: str, references: set[str], smtp: SmtpServer) -> str:

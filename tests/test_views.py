@@ -15,7 +15,10 @@ from web_support import (
     FormPage,
     client_for,
     confirmation,
+    count_outbox,
     count_requests,
+    decide,
+    event_kinds,
     make_settings,
     old_token,
     open_form,
@@ -235,25 +238,97 @@ def _submitted_reference(client: TestClient, path: str = "/en/request/") -> str:
     return str(confirmation(client.post(path, data=form.fields()).headers["location"])["ref"])
 
 
-def test_verification_link_confirms_the_request(client: TestClient, settings: Settings) -> None:
-    """The e-mail's link marks the request verified and says what happens next, in its language."""
+def test_opening_the_link_changes_nothing(client: TestClient, settings: Settings) -> None:
+    """GET and HEAD of the link, repeated, with or without cookies, leave the request
+    unconfirmed: a mail scanner that fetches every link confirms nothing."""
+    reference = _submitted_reference(client, "/en/request/")
+    link = verify_link(reference)
+    for _ in range(3):
+        assert client.get(link).status_code == 200
+        assert client.head(link).status_code == 200
+        client.cookies.clear()
+        assert client.get(link, headers={"Cookie": ""}).status_code == 200
+    [row] = stored_requests(settings)
+    assert row["status"] == "unverified" and row["verified_at"] is None
+    assert count_outbox(settings, "ticket") == 0
+
+
+def test_link_page_says_what_was_asked_and_offers_two_buttons(client: TestClient) -> None:
+    """The page names the reference, the request type and the date, in the request's language,
+    and has the two buttons: confirm, and "I did not ask for this"."""
     reference = _submitted_reference(client, "/en/request/")
     response = client.get(verify_link(reference))
-    assert response.status_code == 200
     text = _text(response.text)
-    assert "Request confirmed" in text and reference in text
-    assert "We will answer by" in text
+    assert "Confirm your request" in text and reference in text
+    assert "Request Access to your personal data" in text
+    assert re.search(r"Sent on \d{1,2} \w+ \d{4}", text), text
+    assert re.search(r'<form method="post" action="/request/verify/[^"]+"', response.text)
+    assert 'name="decision" value="confirm"' in response.text
+    assert 'name="decision" value="discard"' in response.text
+    assert response.headers["cache-control"] == "no-store"
+
+
+def test_confirm_button_verifies_and_queues_the_ticket(
+    client: TestClient, settings: Settings
+) -> None:
+    """Pressing "Confirm my request" (a same-origin POST with the page's CSRF token) verifies
+    the request once, queues ticket and acknowledgement, and the link then says so."""
+    reference = _submitted_reference(client, "/en/request/")
+    link = verify_link(reference)
+    response = decide(client, link, "confirm")
+    assert response.status_code == 303 and response.headers["location"] == link.split("?")[0]
     [row] = stored_requests(settings)
     assert row["status"] == "verified" and row["verified_at"] is not None
+    assert count_outbox(settings, "ticket") == 1 and count_outbox(settings, "ack") == 1
+    text = _text(client.get(link).text)
+    assert "Request confirmed" in text and "We will answer by" in text
+    # Pressing it again (a second tab, the back button) changes nothing more.
+    csrf = open_form(client).csrf
+    assert client.post(link, data={"csrf_token": csrf, "decision": "confirm"}).status_code == 303
+    assert count_outbox(settings, "ticket") == 1
 
 
-def test_reused_verification_link_says_already_confirmed(client: TestClient) -> None:
-    """Opening the link a second time says the request was already confirmed."""
+def test_discard_button_keeps_the_request_from_staff(
+    client: TestClient, settings: Settings
+) -> None:
+    """"I did not ask for this" discards the request: never verified, no ticket, an event
+    records why, and the link says so; confirming afterwards does nothing."""
     reference = _submitted_reference(client, "/request/")
-    client.get(verify_link(reference))
-    response = client.get(verify_link(reference))
-    assert response.status_code == 200
-    assert "Pieprasījums jau ir apstiprināts" in _text(response.text)
+    link = verify_link(reference)
+    assert decide(client, link, "discard").status_code == 303
+    [row] = stored_requests(settings)
+    assert row["status"] == "discarded" and row["verified_at"] is None
+    assert count_outbox(settings, "ticket") == 0
+    assert event_kinds(settings, reference) == ["created", "discarded"]
+    assert "Pieprasījums atcelts" in _text(client.get(link).text)
+    csrf = open_form(client).csrf  # the page has no buttons now; a token of the same cookie
+    assert client.post(link, data={"csrf_token": csrf, "decision": "confirm"}).status_code == 303
+    assert stored_requests(settings)[0]["status"] == "discarded"
+
+
+@pytest.mark.parametrize("case", ["no cookie", "foreign origin", "no origin", "bad decision"])
+def test_the_button_alone_cannot_be_forged(
+    client: TestClient, settings: Settings, case: str
+) -> None:
+    """The confirming POST needs the page's CSRF cookie and field, our exact Origin and a
+    known decision; otherwise it is refused, in the request's language, and nothing changes."""
+    reference = _submitted_reference(client, "/en/request/")
+    link = verify_link(reference)
+    page = client.get(link)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert csrf
+    data = {"csrf_token": csrf[1], "decision": "bogus" if case == "bad decision" else "confirm"}
+    headers = {"Origin": "https://attacker.example"} if case == "foreign origin" else {}
+    if case == "no cookie":
+        client.cookies.clear()
+    if case == "no origin":
+        headers = {"Origin": ""}
+        del client.headers["origin"]
+    response = client.post(link, data=data, headers=headers)
+    assert response.status_code in (400, 403)
+    if case == "no cookie":
+        assert "press the button again" in _text(response.text).lower()
+    assert stored_requests(settings)[0]["status"] == "unverified"
 
 
 def test_expired_verification_link_says_how_to_get_a_new_one(

@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import replace
 
 import pytest
-from delivery_support import T0, bulk_requests, new_request
+from delivery_support import T0, Clock, bulk_requests, drain, new_request
 from smtp_server import SmtpServer
 
 from form_service.settings import Settings
@@ -17,34 +17,9 @@ from form_service.store import Store
 from form_service.worker import Worker, retry_delay
 
 
-class Clock:
-    """A clock the test moves by hand, so back-off and leases need no sleeping."""
-
-    def __init__(self, now: dt.datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += dt.timedelta(**delta)
-
-
 @pytest.fixture
 def smtp_settings(settings: Settings, smtp_server: SmtpServer) -> Settings:
     return replace(settings, smtp_url=smtp_server.url)
-
-
-def drain(worker: Worker) -> int:
-    """Run rounds until nothing is due; return how many messages were handled."""
-
-    async def rounds() -> int:
-        total = 0
-        while handled := await worker.run_once():
-            total += handled
-        return total
-
-    return asyncio.run(rounds())
 
 
 def test_a_request_is_confirmed_then_ticketed(store: Store, smtp_settings: Settings,
@@ -78,7 +53,8 @@ def test_outage_then_recovery(store: Store, smtp_settings: Settings,
     """With the SMTP server down, messages wait and back off; after it returns each arrives once."""
     clock = Clock(T0)
     worker = Worker(store, smtp_settings, owner="w", clock=clock)
-    references = [store.create_request(new_request())[0].reference for _ in range(3)]
+    references = [store.create_request(new_request(email=f"janis{i}@example.lv"))[0].reference
+                  for i in range(3)]
     smtp_server.stop()
     assert drain(worker) == 3
     for reference in references:

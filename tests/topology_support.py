@@ -26,11 +26,11 @@ from pathlib import Path
 import httpx2
 import psycopg
 from live_service import LiveService
+from site_tree import ROOT as DEFAULT_ROOT
 from smtp_server import free_port
 
 from form_service.publish import publish
 from site_config.build_site import build_site
-from site_config.facts import DEFAULT_ROOT
 
 CADDYFILE = DEFAULT_ROOT / "deploy" / "Caddyfile"
 PG_HOST, PG_PORT, PG_ADMIN_DB, PG_USERS = "127.0.0.1", 5432, "test", ("postgres", "root")

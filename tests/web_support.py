@@ -9,20 +9,19 @@ import sqlite3
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import closing, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+from site_tree import ROOT
 from starlette.testclient import TestClient
 
 from form_service.app import create_app
 from form_service.ratelimit import RateLimits
 from form_service.settings import Settings, load_settings
 from form_service.tokens import make_token, read_token
-from site_config.facts import DEFAULT_ROOT
 
-ROOT = DEFAULT_ROOT
 SECRET = "web-tests-secret-key-that-is-long-enough-to-sign-things"  # noqa: S105 (tests only)
 # The day the tests pretend it is: version 1.0 (effective 2026-11-24) is in force.
 TODAY_ISO = "2026-12-01"
@@ -55,7 +54,7 @@ def make_settings(tmp_path: Path, **env: str) -> Settings:
 
 
 def generous_limits(prefix: str = "policy-site-tests") -> RateLimits:
-    return RateLimits(per_ip="100000/hour", per_email="100000/hour", key_prefix=prefix)
+    return RateLimits(per_ip="100000/hour", key_prefix=prefix)
 
 
 @contextmanager
@@ -72,8 +71,9 @@ def client_for(
     app_options.setdefault("today", dt.date.fromisoformat(TODAY_ISO))
     app_options.setdefault("rate_limits", generous_limits())
     app = create_app(settings, **app_options)
+    # A browser sends Origin on every POST; a POST without it is refused.
     with TestClient(app, base_url=settings.base_url, follow_redirects=False,
-                    client=(peer, 50000)) as client:
+                    client=(peer, 50000), headers={"Origin": settings.base_url}) as client:
         yield client
 
 
@@ -103,8 +103,13 @@ class FormPage:
 def open_form(client: TestClient, path: str = "/request/") -> FormPage:
     response = client.get(path)
     assert response.status_code == 200, response.text
-    hidden = {m["name"]: m["value"] for m in _HIDDEN.finditer(response.text)}
-    return FormPage(response.text, hidden["csrf_token"], hidden["form_token"])
+    return open_form_from(response.text)
+
+
+def open_form_from(page: str) -> FormPage:
+    """The form on a page the service answered with (a blank one, or one with errors)."""
+    hidden = {m["name"]: m["value"] for m in _HIDDEN.finditer(page)}
+    return FormPage(page, hidden["csrf_token"], hidden["form_token"])
 
 
 def confirmation(location: str) -> dict[str, Any]:
@@ -115,6 +120,14 @@ def confirmation(location: str) -> dict[str, Any]:
 
 def verify_link(reference: str, secret: str = SECRET) -> str:
     return f"/request/verify/{make_token(secret, 'verify', {'ref': reference})}"
+
+
+def decide(client: TestClient, link: str, decision: str = "confirm") -> Any:
+    """Open the confirmation link's page and press one of its buttons, as a person does."""
+    page = client.get(link)
+    assert page.status_code == 200, page.text
+    hidden = {m["name"]: m["value"] for m in _HIDDEN.finditer(page.text)}
+    return client.post(link, data={"csrf_token": hidden["csrf_token"], "decision": decision})
 
 
 def database_path(settings: Settings) -> Path:
@@ -146,6 +159,20 @@ def old_token(purpose: str, payload: dict[str, Any], age_seconds: int,
     return URLSafeTimedSerializer(secret, salt=purpose, signer=_Past).dumps(payload)
 
 
+def count_outbox(settings: Settings, kind: str) -> int:
+    with closing(sqlite3.connect(database_path(settings))) as conn:
+        row = conn.execute("SELECT count(*) FROM outbox WHERE kind = ?", (kind,)).fetchone()
+        return int(row[0])
+
+
+def event_kinds(settings: Settings, reference: str) -> list[str]:
+    with closing(sqlite3.connect(database_path(settings))) as conn:
+        rows = conn.execute(
+            "SELECT e.kind FROM request_events e JOIN requests r ON r.id = e.request_id "
+            "WHERE r.reference = ? ORDER BY e.id", (reference,))
+        return [kind for (kind,) in rows]
+
+
 def stored_request(settings: Settings, reference: str) -> Mapping[str, Any] | None:
     with closing(sqlite3.connect(database_path(settings))) as conn:
         conn.row_factory = sqlite3.Row
@@ -169,6 +196,8 @@ def served(settings: Settings, **app_options: Any) -> Iterator[str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
+    # The Origin check compares with the base URL exactly: it is where the browser goes.
+    settings = replace(settings, base_url=f"http://127.0.0.1:{port}")
     config = uvicorn.Config(create_app(settings, **app_options), host="127.0.0.1", port=port,
                             log_level="warning", proxy_headers=False)
     server = uvicorn.Server(config)

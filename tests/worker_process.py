@@ -8,6 +8,8 @@ import datetime as dt
 import sys
 import time
 
+from site_tree import ROOT
+
 from form_service.settings import load_settings
 from form_service.store import Store
 from form_service.worker import Worker
@@ -15,11 +17,11 @@ from form_service.worker import Worker
 
 async def main(database_url: str, smtp_url: str, owner: str, lease_seconds: float) -> None:
     settings = load_settings({
-        "POLICY_SECRET_KEY": "worker-process-test-key",
+        "POLICY_SECRET_KEY": "worker-process-test-key-long-enough-for-256-bits",
         "POLICY_SMTP_URL": smtp_url,
         "POLICY_DATABASE_URL": database_url,
         "POLICY_VAR_DIR": "/nonexistent-var",
-    })
+    }, root=ROOT)
     store = Store(database_url)
     worker = Worker(store, settings, owner=owner, batch_size=10,
                     lease=dt.timedelta(seconds=lease_seconds))
