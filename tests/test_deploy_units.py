@@ -108,7 +108,8 @@ def test_systemd_analyze_verify_accepts_the_units(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_rebuild_switches_the_site_atomically_and_keeps_the_newest(tmp_path: Path) -> None:
     """Two rebuilds while a reader keeps opening pages: every read finds a whole site, `site`
-    ends on the newest build (compressed, with its headers file), and older builds go."""
+    ends on the newest build (compressed, with its headers file), and older builds go; a
+    third run with nothing new (same commit, same day) builds nothing."""
     www = tmp_path / "www"
     env = {**os.environ, "POLICY_REBUILD_PULL": "no", "POLICY_KEEP_SITES": "1"}
     script = DEPLOY / "rebuild-site"
@@ -132,8 +133,10 @@ def test_rebuild_switches_the_site_atomically_and_keeps_the_newest(tmp_path: Pat
     reader = threading.Thread(target=read_pages)
     reader.start()
     try:
-        second = subprocess.run([str(script), str(www)], env=env, capture_output=True,
-                                text=True, timeout=300, check=False)
+        # Same commit, same day: built only when forced (as after a change of packages).
+        second = subprocess.run([str(script), str(www)],
+                                env={**env, "POLICY_REBUILD_FORCE": "yes"},
+                                capture_output=True, text=True, timeout=300, check=False)
     finally:
         stop.set()
         reader.join()
@@ -145,4 +148,11 @@ def test_rebuild_switches_the_site_atomically_and_keeps_the_newest(tmp_path: Pat
     assert (www / "site" / "index.html.br").is_file()
     assert (www / "site" / "index.html.gz").is_file()
     assert "Content-Security-Policy" in (www / "site-headers.caddy").read_text()
-    assert sorted(p.name for p in www.iterdir()) == sorted([*builds, "site", "site-headers.caddy"])
+    assert sorted(p.name for p in www.iterdir()) == sorted(
+        [*builds, "site", "site-headers.caddy", ".built-from", ".headers-changed"])
+    # Nothing new since: the next run (the timer's, 15 minutes later) builds nothing.
+    third = subprocess.run([str(script), str(www)], env=env, capture_output=True, text=True,
+                           timeout=300, check=False)
+    assert third.returncode == 0, third.stderr
+    assert third.stdout.startswith(f"The site in {www}/site is up to date (")
+    assert sorted(p.name for p in www.glob("site-*") if p.is_dir()) == builds
