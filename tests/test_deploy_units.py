@@ -62,11 +62,12 @@ def check_units() -> None:
     assert one(migrate, "Service", "Type") == "oneshot"
     assert one(migrate, "Service", "RemainAfterExit") == "yes"
     assert one(migrate, "Service", "ExecStart").endswith(" migrate")
-    # The rebuild: the script, writable checkout and site folder, and a daily timer.
+    # The rebuild: the script, its writable checkout and site folder, and its timer.
     assert one(rebuild, "Service", "ExecStart") == (
-        f"{PREFIX}/deploy/rebuild-site /srv/policy-site/www")
+        f"{PREFIX}/deploy/rebuild-site /srv/policy-site/content /srv/policy-site/www")
+    # It pulls its own checkout: the instances' code (app/) changes only by an upgrade.
     assert set(one(rebuild, "Service", "ReadWritePaths").split()) == {
-        PREFIX, "/srv/policy-site/www"}
+        "/srv/policy-site/content", "/srv/policy-site/www"}
     assert one(timer, "Timer", "OnCalendar").startswith("*-*-* ")
     assert one(timer, "Timer", "Persistent") == "true"
     for unit in (instance, migrate, rebuild):
@@ -113,8 +114,9 @@ def test_rebuild_switches_the_site_atomically_and_keeps_the_newest(tmp_path: Pat
     www = tmp_path / "www"
     env = {**os.environ, "POLICY_REBUILD_PULL": "no", "POLICY_KEEP_SITES": "1"}
     script = DEPLOY / "rebuild-site"
-    first = subprocess.run([str(script), str(www)], env=env, capture_output=True, text=True,
-                           timeout=300, check=False)
+    command = [str(script), str(DEFAULT_ROOT), str(www)]
+    first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300,
+                           check=False)
     assert first.returncode == 0, first.stderr
     missing: list[str] = []
     reads = 0
@@ -134,7 +136,7 @@ def test_rebuild_switches_the_site_atomically_and_keeps_the_newest(tmp_path: Pat
     reader.start()
     try:
         # Same commit, same day: built only when forced (as after a change of packages).
-        second = subprocess.run([str(script), str(www)],
+        second = subprocess.run(command,
                                 env={**env, "POLICY_REBUILD_FORCE": "yes"},
                                 capture_output=True, text=True, timeout=300, check=False)
     finally:
@@ -151,8 +153,8 @@ def test_rebuild_switches_the_site_atomically_and_keeps_the_newest(tmp_path: Pat
     assert sorted(p.name for p in www.iterdir()) == sorted(
         [*builds, "site", "site-headers.caddy", ".built-from", ".headers-changed"])
     # Nothing new since: the next run (the timer's, 15 minutes later) builds nothing.
-    third = subprocess.run([str(script), str(www)], env=env, capture_output=True, text=True,
-                           timeout=300, check=False)
+    third = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300,
+                           check=False)
     assert third.returncode == 0, third.stderr
     assert third.stdout.startswith(f"The site in {www}/site is up to date (")
     assert sorted(p.name for p in www.glob("site-*") if p.is_dir()) == builds
