@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class Activity:
@@ -39,7 +39,12 @@ class Activity:
 
 
 class TrackActivity:
-    """ASGI middleware: every HTTP request is counted while it runs (on the event loop)."""
+    """ASGI middleware: every HTTP request is counted while it runs (on the event loop).
+
+    A request with a body counts only once the body has arrived: a client
+    trickling (or stalling) its upload is not a customer waiting for a page,
+    and 150 such connections must not hold back the verification e-mails.
+    """
 
     def __init__(self, app: ASGIApp, activity: Activity) -> None:
         self.app = app
@@ -49,8 +54,29 @@ class TrackActivity:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        self.activity.begin()
+        counted = False
+
+        def count() -> None:
+            nonlocal counted
+            if not counted:
+                counted = True
+                self.activity.begin()
+
+        async def receive_counting() -> Message:
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                count()
+            return message
+
+        async def send_counting(message: Message) -> None:
+            count()  # answering before (or without) reading the body
+            await send(message)
+
+        headers = dict(scope.get("headers") or [])
+        if b"content-length" not in headers and b"transfer-encoding" not in headers:
+            count()  # no body to wait for
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive_counting, send_counting)
         finally:
-            self.activity.end()
+            if counted:
+                self.activity.end()

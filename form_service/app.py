@@ -16,13 +16,16 @@ import os
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
 
 from form_service import health, views
 from form_service.activity import Activity, TrackActivity
@@ -50,20 +53,58 @@ class SiteFiles(StaticFiles):
             return "", None
         return super().lookup_path(path)
 
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        location = response.headers.get("location")
+        if location is not None:
+            # "/versions" -> "/versions/": StaticFiles writes the whole URL, with the
+            # Host header the client chose; a relative address cannot point elsewhere.
+            parts = urlsplit(location)
+            response.headers["location"] = parts.path + (f"?{parts.query}" if parts.query else "")
+        return response
+
+    def file_response(self, full_path: Any, stat_result: os.stat_result, scope: Scope,
+                      status_code: int = 200) -> Response:
+        response = super().file_response(full_path, stat_result, scope, status_code)
+        if str(full_path).endswith(".gz"):
+            # sitemap.xml.gz is a gzip file to download, not XML sent compressed.
+            response.headers["content-type"] = "application/gzip"
+        return response
+
+
+def _route(path: str, endpoint: Any, methods: list[str]) -> list[BaseRoute]:
+    """The route, and for any other method a 405 that names the methods it does take.
+
+    Without the second route, the static site mounted at "/" would answer a PUT on
+    a service path with its own 405 (Allow: GET, HEAD), which is not true there.
+    """
+    return [Route(path, endpoint, methods=methods), Route(path, _NotAllowed(methods))]
+
+
+class _NotAllowed:
+    """An ASGI app answering every method with 405 and Allow (as an app, not a function,
+    Starlette's Route gives it every method, unknown ones included)."""
+
+    def __init__(self, methods: list[str]) -> None:
+        self.allow = ", ".join(methods)
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        raise HTTPException(405, headers={"Allow": self.allow})
+
 
 def _routes(web: WebContext, serve_site: bool) -> list[BaseRoute]:
     routes: list[BaseRoute] = [
-        Route("/healthz", health.healthz, methods=["GET", "HEAD"]),
+        *_route("/healthz", health.healthz, ["GET", "HEAD"]),
         Route("/request/verify/{token}", views.verify_page, methods=["GET", "HEAD"]),
-        Route("/request/verify/{token}", views.verify_decision, methods=["POST"]),
+        *_route("/request/verify/{token}", views.verify_decision, ["GET", "HEAD", "POST"]),
         Mount("/request/assets", StaticFiles(directory=STATIC), name="form-assets"),
     ]
     for lang in web.site.language_codes:
         prefix = web.site.prefix(lang)
         routes += [
-            Route(f"{prefix}request/", views.request_form, methods=["GET", "HEAD", "POST"]),
-            Route(f"{prefix}request", views.slash_redirect, methods=["GET", "HEAD"]),
-            Route(f"{prefix}request/sent/{{token}}", views.sent_page, methods=["GET", "HEAD"]),
+            *_route(f"{prefix}request/", views.request_form, ["GET", "HEAD", "POST"]),
+            *_route(f"{prefix}request", views.slash_redirect, ["GET", "HEAD"]),
+            *_route(f"{prefix}request/sent/{{token}}", views.sent_page, ["GET", "HEAD"]),
         ]
     if serve_site:
         # Last: everything that is not the service is the static policy site.
@@ -138,6 +179,9 @@ def create_app(
         exception_handlers={WebError: web_error_response, HTTPException: http_error_response},
         lifespan=lifespan,
     )
+    # A path with or without its slash is the site's business (SiteFiles, slash_redirect);
+    # the router's own redirect would copy the Host header into Location.
+    app.router.redirect_slashes = False
     app.state.web = web
     app.state.pages = pages
     return app

@@ -114,6 +114,14 @@ def cmd_preview(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_secret(args: argparse.Namespace) -> int:
+    from form_service.settings import new_secret
+
+    # Only the key on stdout, so that `POLICY_SECRET_KEY=$(policy-site secret)` works.
+    print(new_secret())
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from form_service.serve import serve
 
@@ -199,6 +207,9 @@ def _parser() -> argparse.ArgumentParser:
 
     add("migrate", cmd_migrate, "Bring the database in POLICY_DATABASE_URL up to date "
         "(run once before starting or upgrading instances).")
+
+    add("secret", cmd_secret,
+        "Print a fresh random key for POLICY_SECRET_KEY (256 bits; keep it secret).")
 
     from form_service.staff import add_command
 

@@ -21,7 +21,7 @@ import math
 from typing import TYPE_CHECKING
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -154,6 +154,11 @@ class ServerErrorPages:
 
         try:
             await self.app(scope, receive, send_tracking)
+        except ClientDisconnect:
+            # The client went away mid-request (closed the tab, lost the network, or
+            # was cut for being too slow): nobody to answer, nothing to investigate.
+            logger.info("client disconnected during %s %s", scope.get("method"),
+                        scope.get("path"))
         except Exception:
             logger.exception("Unhandled error on %s %s", scope.get("method"), scope.get("path"))
             if started:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import mailbox
 import os
+import re
 from dataclasses import dataclass, field
 from email.generator import BytesGenerator
 from io import BytesIO
@@ -48,6 +49,17 @@ class PermanentFailure(DeliveryError):
     """Raised when the server refuses this message for good (a 5yz reply about it)."""
 
     permanent = True
+
+
+# Anything shaped like an address in a server's reply ("550 5.1.1 <anna@example.lv>:
+# Recipient address rejected"): the reason is logged and shown to staff, and the
+# message's reference and Message-ID already say whose it is.
+_ADDRESS_IN_REPLY = re.compile(r"<?[^\s<>@]+@[^\s<>@]+>?")
+
+
+def without_addresses(reply: str) -> str:
+    """A server's reply with every e-mail address in it replaced by "<recipient>"."""
+    return _ADDRESS_IN_REPLY.sub("<recipient>", reply)
 
 
 class Mailer(Protocol):
@@ -103,7 +115,7 @@ class SmtpMailer:
                 outgoing.message, sender=outgoing.sender, recipients=list(outgoing.recipients)
             )
         except aiosmtplib.SMTPRecipientsRefused as exc:
-            reason = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)
+            reason = "; ".join(f"{r.code} {without_addresses(r.message)}" for r in exc.recipients)
             if all(r.code >= 500 for r in exc.recipients):
                 raise PermanentFailure(reason) from None
             raise TemporaryFailure(reason) from None
@@ -118,9 +130,10 @@ class SmtpMailer:
             if exc.code == 421:  # RFC 5321 3.8: the server is closing the connection
                 await self._drop()
                 raise ServerUnavailable(f"{exc.code} {exc.message}") from None
+            reply = f"{exc.code} {without_addresses(exc.message)}"
             if exc.code >= 500:
-                raise PermanentFailure(f"{exc.code} {exc.message}") from None
-            raise TemporaryFailure(f"{exc.code} {exc.message}") from None
+                raise PermanentFailure(reply) from None
+            raise TemporaryFailure(reply) from None
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             await self._drop()
             raise ServerUnavailable(self._describe(exc)) from None
@@ -130,7 +143,7 @@ class SmtpMailer:
             detail = f"{exc.code} {exc.message}"
         else:
             detail = str(exc) or type(exc).__name__
-        return f"{self._config.host}:{self._config.port}: {detail}"
+        return f"{self._config.host}:{self._config.port}: {without_addresses(detail)}"
 
     async def _connection(self) -> aiosmtplib.SMTP:
         if self._smtp is None or not self._smtp.is_connected:

@@ -41,7 +41,8 @@ def serve(args: argparse.Namespace) -> int:
 
     from form_service.app import create_app
     from form_service.assets import AssetsError
-    from form_service.logs import uvicorn_log_config
+    from form_service.logs import log_config
+    from form_service.slow_clients import deadline_protocol
     from site_config.build_site import build_site
 
     env = dict(os.environ)
@@ -71,6 +72,9 @@ def serve(args: argparse.Namespace) -> int:
           "— stop with Ctrl+C.")
     # proxy_headers=False: X-Forwarded-For is read by the app itself, and believed
     # only from POLICY_TRUSTED_PROXIES (ratelimit.client_address).
-    uvicorn.run(app, host=args.host, port=args.port, proxy_headers=False,
-                server_header=False, log_level="info", log_config=uvicorn_log_config())
+    # The h11 protocol with deadlines for a request's headers and body (slow_clients.py).
+    http = deadline_protocol(settings.header_timeout_seconds, settings.body_timeout_seconds)
+    uvicorn.run(app, host=args.host, port=args.port, proxy_headers=False, http=http,
+                server_header=False, log_level="info",
+                log_config=log_config(settings.log_format))
     return 0

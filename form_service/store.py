@@ -806,8 +806,13 @@ def _reason(text: str, doing: str) -> str:
 def _require_open(row: Request) -> None:
     if row.status == UNVERIFIED:
         raise NotAllowed(
-            f"{row.reference} is not confirmed yet: the customer has not opened the link "
-            "in the confirmation e-mail"
+            f"{row.reference} is not confirmed yet: the customer has not confirmed it on "
+            "the page the confirmation e-mail links to"
+        )
+    if row.status == DISCARDED:
+        raise NotAllowed(
+            f"{row.reference} was discarded: the owner of the e-mail address said they "
+            "did not make it"
         )
     if row.status in CLOSED:
         closed = row.closed_at.astimezone(RIGA).date().isoformat() if row.closed_at else "?"

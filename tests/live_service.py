@@ -15,6 +15,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from site_tree import ROOT
 from smtp_server import free_port
@@ -83,3 +84,18 @@ class LiveService:
                 self.proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+def submit(client: Any, email: str, path: str = "/en/request/") -> tuple[str, str]:
+    """Fill in and send the form as a browser would (an httpx client with Origin set);
+    return the reference shown and the confirmation page's address."""
+    form = client.get(path, params={"type": "access"})
+    fields = {m["name"]: m["value"] for m in HIDDEN.finditer(form.text)}
+    fields.update(name="Test Person", email=email, request_type="access",
+                  details="Please send me my data.")
+    answer = client.post(path, data=fields)
+    assert answer.status_code == 303, answer.text[:300]
+    location = answer.headers["location"]
+    found = REFERENCE.search(client.get(location).text)
+    assert found, "no reference on the confirmation page"
+    return found[0], location

@@ -38,7 +38,8 @@ def _submit_until(base_url: str, stop: threading.Event, shown: list[str], n: int
             fields = {m["name"]: m["value"] for m in HIDDEN.finditer(form.text)}
             fields.update(name=f"Client {n}-{i}", email=f"b{n}-{i}@example.lv",
                           request_type="access", details="Please send my data.")
-            answer = client.post("/en/request/", data=fields, follow_redirects=True)
+            answer = client.post("/en/request/", data=fields, follow_redirects=True,
+                                 headers={"Origin": base_url})
             match = REFERENCE.search(answer.text)
             if match:
                 shown.append(match[0])

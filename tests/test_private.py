@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import sqlite3
 import stat
 import time
@@ -57,7 +58,8 @@ def test_serve_keeps_var_database_secret_and_mail_private(tmp_path: Path) -> Non
             fields = {m["name"]: m["value"] for m in HIDDEN.finditer(form.text)}
             fields.update(name="Anna Liepa", email="anna@example.lv", request_type="access",
                           details="Please send my data.")
-            answer = client.post("/en/request/", data=fields, follow_redirects=True)
+            answer = client.post("/en/request/", data=fields, follow_redirects=True,
+                                 headers={"Origin": live.base_url})
         assert REFERENCE.search(answer.text), answer.text
         new_mail = var / "maildir" / "new"
         for _ in range(100):
@@ -85,7 +87,7 @@ def test_serve_tightens_what_an_older_version_left_open(tmp_path: Path) -> None:
         (var / "maildir" / "new" / "1.msg").write_text("Subject: old\n\n")
         with contextlib.closing(sqlite3.connect(var / "requests.sqlite3")) as conn:
             conn.execute("CREATE TABLE t (x)")
-        (var / "secret_key").write_text("x" * 43)
+        (var / "secret_key").write_text(secrets.token_urlsafe(32))
         outside = tmp_path / "someone-elses-file"
         outside.write_text("not ours")
         (var / "requests.sqlite3-wal").symlink_to(outside)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote_plus
 
 import pytest
 from starlette.testclient import TestClient
@@ -17,6 +19,7 @@ from web_support import (
     make_settings,
     old_token,
     open_form,
+    stored_requests,
 )
 
 from form_service.ratelimit import RateLimits
@@ -99,8 +102,6 @@ def test_policy_viewed_at_comes_only_from_the_token(client: TestClient, settings
     fields = form.fields(policy_viewed_at="2000-01-01T00:00:00+00:00", policy_version="0.1",
                          policy_sha256="f" * 64)
     assert client.post("/request/", data=fields).status_code == 303
-    from web_support import stored_requests
-
     [row] = stored_requests(settings)
     assert row["policy_version"] == "1.0"
     assert not row["policy_viewed_at"].startswith("2000")
@@ -292,6 +293,90 @@ def test_uploaded_file_is_refused(client: TestClient, settings: Settings) -> Non
     assert count_requests(settings) == 0
 
 
+def test_raw_utf8_in_an_urlencoded_body_is_read_as_utf8(client: TestClient,
+                                                          settings: Settings) -> None:
+    """A client that sends "José" as raw UTF-8 bytes (not %-escaped) gets José stored,
+    not Latin-1 mojibake ("JosÃ©")."""
+    form = open_form(client)
+    fields = form.fields(name="José Ņikitins")
+    body = "&".join(f"{k}={v}" if k == "name" else f"{k}={quote_plus(v)}"
+                    for k, v in fields.items()).encode("utf-8")
+    response = client.post("/request/", content=body,
+                           headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 303
+    assert stored_requests(settings)[0]["name"] == "José Ņikitins"
+
+
+@pytest.mark.parametrize(("content_type", "body"), [
+    ("application/x-www-form-urlencoded", b"name=Jos\xe9"),
+    ("application/x-www-form-urlencoded", b"name=Jos%E9"),
+    ("application/x-www-form-urlencoded; charset=latin-1", b"name=Jose"),
+    ("multipart/form-data; boundary=b; charset=utf-7", b"--b--\r\n"),
+])
+def test_a_body_in_another_charset_is_refused(client: TestClient, settings: Settings,
+                                              content_type: str, body: bytes) -> None:
+    """Bytes that are not UTF-8, or a body declaring another charset, are a 400 page:
+    never stored as something the customer did not type."""
+    response = client.post("/request/", content=body, headers={"Content-Type": content_type})
+    assert response.status_code == 400
+    assert "Pieprasījumu nevarēja nolasīt" in response.text
+    assert count_requests(settings) == 0
+
+
+def test_a_multipart_part_in_utf7_is_refused(client: TestClient, settings: Settings) -> None:
+    """A part that declares UTF-7 (the classic way past markup filters) is refused, even
+    with every token right."""
+    form = open_form(client)
+    parts = []
+    for name, value in form.fields().items():
+        charset = "; charset=utf-7" if name == "details" else ""
+        parts.append(f'--b\r\nContent-Disposition: form-data; name="{name}"\r\n'
+                     f"Content-Type: text/plain{charset}\r\n\r\n{value}\r\n")
+    body = ("".join(parts) + "--b--\r\n").encode()
+    response = client.post("/request/", content=body,
+                           headers={"Content-Type": "multipart/form-data; boundary=b"})
+    assert response.status_code == 400
+    # The same form as UTF-8 parts is accepted.
+    ok = body.replace(b"; charset=utf-7", b"; charset=utf-8")
+    assert client.post("/request/", content=ok, headers={
+        "Content-Type": "multipart/form-data; boundary=b"}).status_code == 303
+    assert count_requests(settings) == 1
+
+
+# --- small ones ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("path", "allow"), [
+    ("/request/", "GET, HEAD, POST"), ("/en/request/", "GET, HEAD, POST"),
+    ("/request/verify/some.token", "GET, HEAD, POST"), ("/healthz", "GET, HEAD"),
+])
+def test_405_names_the_methods_the_address_takes(client: TestClient, path: str,
+                                                 allow: str) -> None:
+    """A method an address does not take is 405 with an Allow header that is true of it."""
+    for method in ("PUT", "DELETE", "PATCH", "BREW"):
+        response = client.request(method, path)
+        assert response.status_code == 405 and response.headers["allow"] == allow, method
+
+
+@pytest.mark.parametrize("path", ["/versions", "/en", "/en/versions", "/request", "/en/request"])
+def test_no_redirect_copies_the_host_header(client: TestClient, path: str) -> None:
+    """A redirect to the address with its slash is relative: a forged Host header cannot
+    turn it into a link to another site."""
+    response = client.get(path, headers={"Host": "evil.example"})
+    assert response.status_code in (307, 308)
+    location = response.headers["location"]
+    assert location.startswith("/") and "evil" not in location
+
+
+def test_the_gzipped_sitemap_is_served_as_gzip(client: TestClient) -> None:
+    """sitemap.xml.gz is a gzip file (application/gzip), not XML that is secretly gzip."""
+    response = client.get("/sitemap.xml.gz")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/gzip"
+    assert "content-encoding" not in response.headers
+    assert gzip.decompress(response.content).startswith(b"<?xml")
+
+
 # --- honeypot -------------------------------------------------------------------------
 
 
@@ -306,6 +391,21 @@ def test_filled_honeypot_looks_like_success_but_stores_nothing(
     reference = confirmation(response.headers["location"])["ref"]
     assert re.fullmatch(r"PO-[0-9A-Z]{4}-[0-9A-Z]{4}", reference)
     assert client.get(response.headers["location"]).status_code == 200
+    assert count_requests(settings) == 0
+
+
+def test_a_filled_honeypot_on_an_invalid_form_gets_a_persons_answer(
+    client: TestClient, settings: Settings
+) -> None:
+    """An invalid form with the honeypot filled gets the same 400 page with errors that a
+    person gets, so the robot learns nothing from the difference."""
+    form = open_form(client, "/en/request/")
+    robot = client.post("/en/request/", data=form.fields(email="not-an-address",
+                                                         subject="http://spam.example"))
+    person = client.post("/en/request/", data=open_form(client, "/en/request/").fields(
+        email="not-an-address"))
+    assert robot.status_code == person.status_code == 400
+    assert "Enter an e-mail address in the correct format" in robot.text
     assert count_requests(settings) == 0
 
 

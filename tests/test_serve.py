@@ -17,6 +17,8 @@ import httpx2 as httpx
 import pytest
 from web_support import ROOT, SECRET, built_site, verify_link
 
+from form_service.settings import secret_bits
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -134,6 +136,27 @@ def test_missing_secret_in_production_is_one_sentence(tmp_path: Path) -> None:
     assert "POLICY_SECRET_KEY" in line
 
 
+@pytest.mark.parametrize("key", ["short", "x" * 100, "0123456789abcdef" * 3,
+                                 "live-service-test-secret-key-0123456789"])
+def test_a_weak_secret_key_is_refused_at_start(tmp_path: Path, key: str) -> None:
+    """POLICY_SECRET_KEY must carry 256 bits: a short, repetitive or 192-bit key stops
+    the service with one sentence that says how to make a good one."""
+    line = _start_fails(tmp_path, POLICY_BASE_URL="https://privacy.example.lv",
+                        POLICY_SECRET_KEY=key)
+    assert "POLICY_SECRET_KEY" in line and "policy-site secret" in line
+    assert key not in line
+
+
+def test_policy_site_secret_prints_a_key_the_service_accepts() -> None:
+    """`policy-site secret` prints only a fresh 256-bit key, different each time."""
+    keys = {subprocess.run([sys.executable, "-m", "form_service.cli", "secret"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout for _ in range(2)}
+    assert len(keys) == 2
+    for key in keys:
+        assert key.endswith("\n") and key.count("\n") == 1
+        assert secret_bits(key.strip()) >= 256
+
+
 @pytest.mark.parametrize(
     ("env", "named"),
     [
@@ -141,6 +164,9 @@ def test_missing_secret_in_production_is_one_sentence(tmp_path: Path) -> None:
          "POLICY_DATABASE_URL"),
         ({"POLICY_TRUSTED_PROXIES": "10.0.0.0/8,the-proxy"}, "POLICY_TRUSTED_PROXIES"),
         ({"POLICY_RATE_LIMIT_PER_IP": "many"}, "POLICY_RATE_LIMIT_PER_IP"),
+        ({"POLICY_LOG_FORMAT": "xml"}, "POLICY_LOG_FORMAT"),
+        ({"POLICY_SMTPUTF8": "perhaps"}, "POLICY_SMTPUTF8"),
+        ({"POLICY_HEADER_TIMEOUT_SECONDS": "0"}, "POLICY_HEADER_TIMEOUT_SECONDS"),
     ],
 )
 def test_bad_setting_is_one_sentence(tmp_path: Path, env: dict[str, str], named: str) -> None:

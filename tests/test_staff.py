@@ -207,7 +207,7 @@ def test_failed_message_is_visible(staff: Staff, smtp_server: SmtpServer,
     assert line_of(out.split("Messages:")[1], "verify").split()[:4] == [
         "verify", "failed", "1", "NOT"
     ]
-    assert "last error of verify: gone@example.lv: 550 5.1.1" in out
+    assert "last error of verify: 550 5.1.1" in out
     assert "mail_failed" in out
 
 
@@ -530,3 +530,31 @@ def test_unreachable_database(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
     err = capsys.readouterr().err
     one_sentence(err)
     assert "POLICY_DATABASE_URL" in err and "s3cret" not in err
+
+
+_CONTROLS = "\u202e\u2066\u2069\u202a\u0085\u009b\u2028\u2029"
+
+
+def test_controls_in_stored_text_never_reach_staff(
+    staff: Staff, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request stored before the form refused them (or by any other way in) with bidi
+    controls, C1 controls and U+2028/U+2029 in its text: the ticket, the webhook's JSON,
+    `requests show` and the export carry none of them, and keep the words."""
+    from form_service.emails import ticket_json
+
+    record = staff.request(name="Eve\u202eabc\u202c Ozola\u2028Bcc: x",
+                           details="Pay \u2066DCBA\u2069 to\u009b us\u2029now",
+                           phone="+371\u2028 2000", order_number="A\u202e42")
+    mails = deliver(smtp_server, monkeypatch)
+    ticket = next(m for m in mails if "privacy-team@pulkstenu-outlets.lv" in m.recipients)
+    texts = {
+        "ticket": body(ticket) + str(ticket.message["Reply-To"]),
+        "webhook": json.dumps(ticket_json(record, load_settings()), ensure_ascii=False),
+        "show": staff.run("show", record.reference)[1],
+        "export": staff.run("export", "--format", "json")[1],
+        "csv": staff.run("export")[1],
+    }
+    for where, shown in texts.items():
+        assert not any(c in shown for c in _CONTROLS), where
+        assert "Ozola" in shown and "DCBA" in shown, where
