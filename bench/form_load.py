@@ -24,7 +24,7 @@ Every run is repeated --repeat times (on a new server each time) and the
 medians are printed: requests/s, p50/p99 latency in ms, and the server's peak
 RSS (VmHWM from /proc at the end of the run), and for the service how long
 after the last POST its e-mails were all sent (the worker gives way to
-customers, form_service/activity.py). Then PASS/FAIL for the targets
+customers, form_service/web/activity.py). Then PASS/FAIL for the targets
 "service-post >= 0.7 x bare throughput" and "service-post p99 < 50 ms at 32
 clients".
 When a target is missed (or with --profile always) one more service run at
@@ -720,7 +720,7 @@ PENDING_MAIL = "SELECT count(*) FROM outbox WHERE status = 'pending'"
 def wait_for_mail(database: Path, time_limit: float) -> float:
     """Seconds until the service has sent every e-mail the run caused (NaN: not in time).
 
-    The worker gives way while customers are served (form_service/activity.py), so
+    The worker gives way while customers are served (form_service/web/activity.py), so
     the e-mails of a burst go out after it; this is what that costs.
     """
     started = time.perf_counter()

@@ -27,18 +27,24 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
-from form_service import health, views
-from form_service.activity import Activity, TrackActivity
-from form_service.assets import load_site_look
-from form_service.context import WebContext
-from form_service.errors import ServerErrorPages, WebError, http_error_response, web_error_response
-from form_service.forms import MAX_LENGTH
-from form_service.pages import Pages
-from form_service.policy import PolicyVersions
-from form_service.ratelimit import Limiter, RateLimits, parse_proxies
-from form_service.security import BodyLimit, SecurityHeaders, security_headers
+from form_service.customer import views
+from form_service.customer.forms import MAX_LENGTH
+from form_service.customer.policy import PolicyVersions
 from form_service.settings import Settings
 from form_service.store import Store
+from form_service.web.activity import Activity, TrackActivity
+from form_service.web.assets import load_site_look
+from form_service.web.context import WebContext
+from form_service.web.errors import (
+    ServerErrorPages,
+    WebError,
+    http_error_response,
+    web_error_response,
+)
+from form_service.web.health import healthz
+from form_service.web.pages import Pages
+from form_service.web.ratelimit import Limiter, RateLimits, parse_proxies
+from form_service.web.security import BodyLimit, SecurityHeaders, security_headers
 from site_config.facts import load_site
 
 STATIC = Path(__file__).parent / "static"
@@ -94,7 +100,7 @@ class _NotAllowed:
 
 def _routes(web: WebContext, serve_site: bool) -> list[BaseRoute]:
     routes: list[BaseRoute] = [
-        *_route("/healthz", health.healthz, ["GET", "HEAD"]),
+        *_route("/healthz", healthz, ["GET", "HEAD"]),
         Route("/request/verify/{token}", views.verify_page, methods=["GET", "HEAD"]),
         *_route("/request/verify/{token}", views.verify_decision, ["GET", "HEAD", "POST"]),
         Mount("/request/assets", StaticFiles(directory=STATIC), name="form-assets"),
@@ -197,7 +203,7 @@ class _IdleWorker:
 def _worker(store: Store, settings: Settings, run: bool, activity: Activity) -> Any:
     if not run:
         return _IdleWorker()
-    from form_service.worker import Worker
+    from form_service.delivery.worker import Worker
 
     # The default owner (host:pid:random) is unique even for two workers in one
     # process; the lease decides how soon a dead worker's messages are taken over.

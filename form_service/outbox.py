@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from form_service.models import OutboxMessage, Request
 
 if TYPE_CHECKING:
-    from form_service.store import RequestRecord
+    from form_service.records import RequestRecord
 
 PENDING, SENT, FAILED = "pending", "sent", "failed"
 

@@ -22,9 +22,9 @@ from typing import cast
 
 import brotli
 
-from form_service.assets import script_hashes
-from form_service.security import security_headers
 from form_service.settings import Settings
+from form_service.web.assets import script_hashes
+from form_service.web.security import security_headers
 
 # What compresses well; images and fonts are compressed already.
 TEXT_SUFFIXES = (".html", ".css", ".js", ".map", ".json", ".xml", ".svg", ".txt")

@@ -40,9 +40,9 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from form_service.app import create_app
-    from form_service.assets import AssetsError
-    from form_service.logs import log_config
-    from form_service.slow_clients import deadline_protocol
+    from form_service.web.assets import AssetsError
+    from form_service.web.logs import log_config
+    from form_service.web.slow_clients import deadline_protocol
     from site_config.build_site import build_site
 
     env = dict(os.environ)

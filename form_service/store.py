@@ -27,6 +27,23 @@ from form_service.addresses import AddressError, mailbox_key
 from form_service.deadlines import RIGA, due_date
 from form_service.models import EventCount, OutboxMessage, Request, RequestEvent, VerifyMail
 from form_service.outbox import Delivery, MessageState
+from form_service.records import (
+    CLOSED,
+    DISCARDED,
+    EXTENDED,
+    MAX_EXTENSION_MONTHS,
+    OPEN,
+    UNCONFIRMED,
+    UNVERIFIED,
+    VERIFIED,
+    Event,
+    NewRequest,
+    NotAllowed,
+    PurgeResult,
+    RequestRecord,
+    StoreError,
+    UnknownRequest,
+)
 from form_service.references import new_reference, normalise_reference
 from site_config.facts import load_site
 from site_config.project import find_project
@@ -34,94 +51,12 @@ from site_config.project import find_project
 if TYPE_CHECKING:
     from form_service.settings import Settings
 
-UNVERIFIED, VERIFIED, EXTENDED = "unverified", "verified", "extended"
-DONE, REFUSED = "done", "refused"
-# The owner of the address said "I did not ask for this": never shown to staff as a
-# request, deleted with the unconfirmed ones.
-DISCARDED = "discarded"
-# Open: confirmed and waiting for an answer. Closed: answered, one way or the other.
-OPEN, CLOSED = (VERIFIED, EXTENDED), (DONE, REFUSED)
-STATUSES = (UNVERIFIED, *OPEN, *CLOSED, DISCARDED)
-# Never confirmed: kept only for POLICY_UNVERIFIED_TTL_HOURS.
-UNCONFIRMED = (UNVERIFIED, DISCARDED)
-# GDPR Art. 12(3): "extended by two further months", in total.
-MAX_EXTENSION_MONTHS = 2
 # 40 random bits make a collision rare; a few tries make failure astronomically so.
 _REFERENCE_TRIES = 5
 # At most this many new requests share one transaction (bounds the time a batch holds the lock).
 _GROUP_MAX = 64
 # The cap on verification e-mails counts those of the last day.
 VERIFY_MAIL_WINDOW = dt.timedelta(days=1)
-
-
-class StoreError(Exception):
-    """Raised when the store cannot do what was asked for a reason other than the database."""
-
-
-class UnknownRequest(StoreError):
-    """Raised when no request has the reference given (mistyped, never made, or purged)."""
-
-    def __init__(self, reference: str) -> None:
-        super().__init__(f"there is no request {reference!r}; check the reference "
-                         "(unconfirmed and expired requests are deleted)")
-        self.reference = reference
-
-
-class NotAllowed(StoreError):
-    """Raised when a staff action does not fit the request as it stands (its status, GDPR)."""
-
-
-@dataclass(frozen=True)
-class NewRequest:
-    submission_id: str
-    request_type: str
-    name: str
-    email: str
-    phone: str | None
-    order_number: str | None
-    details: str
-    language: str
-    policy_version: str
-    policy_sha256: str
-    policy_language: str
-    policy_viewed_at: dt.datetime
-    submitted_at: dt.datetime
-
-
-@dataclass(frozen=True)
-class RequestRecord(NewRequest):
-    """A stored request: what was submitted, and what the service made of it."""
-
-    id: int
-    reference: str
-    verified_at: dt.datetime | None
-    due_at: dt.date
-    status: str
-    # Defaults, so that a record built by hand (tests) need not spell them out.
-    original_due_at: dt.date | None = None
-    extended_months: int = 0
-    closed_at: dt.datetime | None = None
-    close_reason: str | None = None
-    mailbox: str | None = None  # addresses.mailbox_key of the e-mail address
-
-    @property
-    def first_month_due(self) -> dt.date:
-        """The end of the first month: the last day on which the period can be extended."""
-        return self.original_due_at or self.due_at
-
-    @property
-    def is_open(self) -> bool:
-        return self.status in OPEN
-
-    def overdue(self, today: dt.date) -> bool:
-        return self.is_open and self.due_at < today
-
-
-@dataclass(frozen=True)
-class Event:
-    kind: str
-    at: dt.datetime
-    detail: dict[str, Any] | None
 
 
 @dataclass(frozen=True)
@@ -137,12 +72,6 @@ class VerifyBatch:
     deliveries: list[Delivery]
     hold_until: dt.datetime | None = None
     reservation: int | None = None
-
-
-@dataclass(frozen=True)
-class PurgeResult:
-    unverified: int  # never confirmed within the TTL
-    expired: int  # kept for the whole retention period
 
 
 _NEW_FIELDS = tuple(f.name for f in fields(NewRequest))
@@ -374,27 +303,17 @@ class Store:
         GDPR Art. 12(6): control of the address the customer gave is the
         proportionate identity check here, so only a verified request reaches staff.
         """
-        _aware("at", at)
-        canonical = normalise_reference(reference)
-        if canonical is None:
-            return None
         with self._write() as session:
-            # A conditional UPDATE decides atomically which click is the first one.
-            changed = session.execute(
-                update(Request)
-                .where(Request.reference == canonical, Request.status == UNVERIFIED)
-                .values(verified_at=at, status=VERIFIED)
-                .execution_options(synchronize_session=False)
-            ).rowcount
-            row = session.scalar(select(Request).where(Request.reference == canonical))
-            if row is None:
+            found = self._decide(session, reference, at, {"verified_at": at, "status": VERIFIED})
+            if found is None:
                 return None
+            row, changed = found
             if changed:
                 _event(session, row, "verified", at, None)
                 kinds = ("ticket", "ack", "webhook") if self._webhook else ("ticket", "ack")
                 for kind in kinds:
                     outbox.enqueue(session, row, kind, domain=self._domain, at=at)
-            return to_record(row), bool(changed)
+            return to_record(row), changed
 
     def discard(self, reference: str, at: dt.datetime) -> RequestRecord | None:
         """The address's owner did not make this request: it never reaches staff.
@@ -403,24 +322,36 @@ class Store:
         confirmation page. The request stays (so the link can say what became
         of it, and the history says why) until purged with the unconfirmed ones.
         """
-        _aware("at", at)
-        canonical = normalise_reference(reference)
-        if canonical is None:
-            return None
         with self._write() as session:
-            changed = session.execute(
-                update(Request)
-                .where(Request.reference == canonical, Request.status == UNVERIFIED)
-                .values(status=DISCARDED)
-                .execution_options(synchronize_session=False)
-            ).rowcount
-            row = session.scalar(select(Request).where(Request.reference == canonical))
-            if row is None:
+            found = self._decide(session, reference, at, {"status": DISCARDED})
+            if found is None:
                 return None
+            row, changed = found
             if changed:
                 _event(session, row, "discarded", at,
                        {"reason": "the owner of the e-mail address did not make this request"})
             return to_record(row)
+
+    @staticmethod
+    def _decide(session: Session, reference: str, at: dt.datetime,
+                values: dict[str, Any]) -> tuple[Request, bool] | None:
+        """Apply the owner's decision to an unconfirmed request; (row, whether it changed).
+
+        A conditional UPDATE decides atomically which of two clicks (two tabs, two
+        instances) is the first one; the other finds the request already decided.
+        """
+        _aware("at", at)
+        canonical = normalise_reference(reference)
+        if canonical is None:
+            return None
+        changed = session.execute(
+            update(Request)
+            .where(Request.reference == canonical, Request.status == UNVERIFIED)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        row = session.scalar(select(Request).where(Request.reference == canonical))
+        return None if row is None else (row, bool(changed))
 
     # -- the staff's workflow -----------------------------------------------
 

@@ -12,10 +12,10 @@ from sqlalchemy.orm import Session
 
 from form_service import db, outbox
 from form_service.deadlines import due_date
+from form_service.delivery.worker import Worker
 from form_service.models import Request
+from form_service.records import NewRequest
 from form_service.references import new_reference
-from form_service.store import NewRequest
-from form_service.worker import Worker
 
 T0 = dt.datetime(2026, 12, 1, 9, 30, tzinfo=dt.UTC)
 SHA = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"

@@ -14,12 +14,12 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from form_service.activity import Activity, TrackActivity
-from form_service.emails import Outgoing
-from form_service.mailer import MaildirMailer
+from form_service.delivery.emails import Outgoing
+from form_service.delivery.mailer import MaildirMailer
+from form_service.delivery.worker import Worker
 from form_service.settings import Settings
 from form_service.store import Store
-from form_service.worker import Worker
+from form_service.web.activity import Activity, TrackActivity
 
 
 class ManualClock:

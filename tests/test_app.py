@@ -20,15 +20,15 @@ from web_support import (
 )
 
 from form_service.app import create_app
-from form_service.assets import AssetsError
 from form_service.settings import SettingsError
 from form_service.store import Store
+from form_service.web.assets import AssetsError
 
 
 def test_importing_the_app_does_nothing(tmp_path: Path) -> None:
     """Importing form_service.app creates no folder, database or secret."""
     env = {"POLICY_VAR_DIR": str(tmp_path / "var"), "PATH": "/usr/bin:/bin"}
-    subprocess.run([sys.executable, "-c", "import form_service.app, form_service.views"],
+    subprocess.run([sys.executable, "-c", "import form_service.app, form_service.customer.views"],
                    check=True, env=env, cwd=Path(__file__).parent.parent)
     assert not (tmp_path / "var").exists()
 

@@ -17,9 +17,10 @@ import pytest
 from browser import axe_violations, chromium
 from web_support import SECRET, make_settings, served
 
-from form_service.ratelimit import RateLimits
-from form_service.store import NewRequest, RequestRecord, Store
+from form_service.records import NewRequest, RequestRecord
+from form_service.store import Store
 from form_service.tokens import make_token
+from form_service.web.ratelimit import RateLimits
 
 pytestmark = pytest.mark.browser
 PREFIXES = {"lv": "/", "en": "/en/"}

@@ -10,8 +10,8 @@ import wtforms
 from site_tree import ROOT
 from starlette.datastructures import ImmutableMultiDict as MultiDict
 
-from form_service.forms import MAX_LENGTH, first_errors, make_form
-from form_service.i18n import WTFORMS_TABLE, Translations, plural_category, texts_of
+from form_service.customer.forms import MAX_LENGTH, first_errors, make_form
+from form_service.web.i18n import WTFORMS_TABLE, Translations, plural_category, texts_of
 from site_config.facts import load_site
 
 SITE = load_site(ROOT)

@@ -22,11 +22,11 @@ from web_support import SECRET, client_for, confirmation, count_requests, make_s
 from web_support import stored_request as stored
 
 from form_service.addresses import normalise
-from form_service.emails import address
-from form_service.security import csrf_field_value, new_csrf_cookie
+from form_service.delivery.emails import address
 from form_service.settings import Settings, load_settings
 from form_service.text import plain_text
 from form_service.tokens import make_token
+from form_service.web.security import csrf_field_value, new_csrf_cookie
 from site_config.facts import load_site
 from site_config.versions import load_versions
 

@@ -17,8 +17,8 @@ from delivery_support import SHA, T0
 from site_tree import ROOT
 from smtp_server import SmtpServer
 
-from form_service.emails import MessageError, Outgoing, render, ticket_json
-from form_service.mailer import (
+from form_service.delivery.emails import MessageError, Outgoing, render, ticket_json
+from form_service.delivery.mailer import (
     MaildirMailer,
     PermanentFailure,
     ServerUnavailable,
@@ -28,8 +28,8 @@ from form_service.mailer import (
     mailer_for,
     parse_smtp_url,
 )
+from form_service.records import RequestRecord
 from form_service.settings import Settings, SettingsError
-from form_service.store import RequestRecord
 from form_service.tokens import read_token
 
 RECORD = RequestRecord(
@@ -168,16 +168,23 @@ def test_unusable_address_is_refused(settings: Settings, address: str) -> None:
                settings=settings)
 
 
+def send_by_smtp(url: str, outgoing: Outgoing) -> None:
+    """Hand one message to the SMTP server at `url` over a connection of its own."""
+
+    async def send() -> None:
+        mailer = SmtpMailer(url)
+        try:
+            await mailer.send(outgoing)
+        finally:
+            await mailer.close()
+
+    asyncio.run(send())
+
+
 def test_smtp_delivery(settings: Settings, smtp_server: SmtpServer) -> None:
     """SmtpMailer hands the message over with the envelope it was given."""
     out = render("verify", RECORD, message_id=mid("verify"), settings=settings)
-
-    async def send() -> None:
-        mailer = SmtpMailer(smtp_server.url)
-        await mailer.send(out)
-        await mailer.close()
-
-    asyncio.run(send())
+    send_by_smtp(smtp_server.url, out)
     [received] = smtp_server.messages
     assert received.sender == "privacy@pulkstenu-outlets.lv"
     assert received.recipients == ("janis@example.lv",)
@@ -365,7 +372,7 @@ def test_ticket_json_holds_the_tickets_facts(settings: Settings) -> None:
 
 def test_a_policy_file_edited_after_it_was_read_is_read_again(tmp_path: Path) -> None:
     """The effective date in e-mails is cached per file, but never outlives an edit."""
-    from form_service.emails import _version_of
+    from form_service.delivery.emails import _version_of
 
     path = tmp_path / "index.md"
     path.write_text('---\nversion: "1.0"\neffective: 2026-11-24\nsummary: "x"\n---\n# P\n')
@@ -381,13 +388,7 @@ def test_an_idn_domain_is_sent_as_punycode(settings: Settings, smtp_server: Smtp
     as anna@xn--pulkstei-eqb.lv, in the envelope and in To:."""
     out = render("verify", replace(RECORD, email="anna@pulksteņi.lv"), message_id=mid("verify"),
                  settings=settings)
-
-    async def send() -> None:
-        mailer = SmtpMailer(smtp_server.url)
-        await mailer.send(out)
-        await mailer.close()
-
-    asyncio.run(send())
+    send_by_smtp(smtp_server.url, out)
     [received] = smtp_server.messages
     assert received.recipients == ("anna@xn--pulkstei-eqb.lv",)
     assert received.message["To"] == "anna@xn--pulkstei-eqb.lv"
@@ -410,19 +411,12 @@ def test_every_address_the_form_accepts_reaches_the_smtp_server(
     from hypothesis import strategies as st
     from starlette.datastructures import ImmutableMultiDict
 
-    from form_service.forms import make_form
+    from form_service.customer.forms import make_form
     from site_config.facts import load_site
 
     site = load_site(ROOT)
     valid = {"name": "Anna", "request_type": "access", "details": "Please."}
     accepted: list[str] = []
-
-    async def send(outgoing: Outgoing) -> None:
-        mailer = SmtpMailer(smtp_server.url)
-        try:
-            await mailer.send(outgoing)
-        finally:
-            await mailer.close()
 
     @hypothesis_settings(max_examples=300, deadline=None, database=None)
     @given(st.one_of(st.emails(), st.sampled_from(_TRICKY),
@@ -436,7 +430,7 @@ def test_every_address_the_form_accepts_reaches_the_smtp_server(
             return
         out = render("verify", replace(RECORD, email=form.email.data), message_id=mid("verify"),
                      settings=settings)
-        asyncio.run(send(out))
+        send_by_smtp(smtp_server.url, out)
         accepted.append(typed)
 
     check()

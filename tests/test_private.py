@@ -19,8 +19,8 @@ from live_service import HIDDEN, REFERENCE, LiveService
 from site_tree import ROOT as DEFAULT_ROOT
 
 from form_service.cli import main
-from form_service.emails import Outgoing
-from form_service.mailer import MaildirMailer
+from form_service.delivery.emails import Outgoing
+from form_service.delivery.mailer import MaildirMailer
 from form_service.private import tighten
 from form_service.settings import load_settings
 from form_service.store import Store

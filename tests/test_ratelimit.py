@@ -21,8 +21,8 @@ from web_support import (
     open_form_from,
 )
 
-from form_service.ratelimit import Limiter, RateLimits, client_address, parse_proxies
 from form_service.settings import SettingsError
+from form_service.web.ratelimit import Limiter, RateLimits, client_address, parse_proxies
 
 REDIS = "redis://127.0.0.1:6379"
 

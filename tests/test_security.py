@@ -22,10 +22,11 @@ from web_support import (
     stored_requests,
 )
 
-from form_service.ratelimit import RateLimits
+from form_service.records import NewRequest, RequestRecord
 from form_service.settings import Settings
-from form_service.store import NewRequest, RequestRecord, Store
+from form_service.store import Store
 from form_service.tokens import make_token, read_token
+from form_service.web.ratelimit import RateLimits
 
 
 @pytest.fixture

@@ -103,7 +103,7 @@ def test_serve_runs_the_site_and_the_form(tmp_path: Path) -> None:
         assert "server" not in response.headers
     # The worker ran in the same process: the verification e-mail is in the Maildir.
     assert list((tmp_path / "var" / "maildir" / "new").iterdir())
-    # The access log shows the requests, but neither link's token (form_service/logs.py).
+    # The access log shows the requests, but neither link's token (form_service/web/logs.py).
     [output] = logs
     assert '"GET /request/verify/… HTTP/1.1" 200' in output
     assert '"GET /en/request/sent/… HTTP/1.1" 200' in output

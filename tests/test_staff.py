@@ -23,9 +23,10 @@ from sqlalchemy.exc import DBAPIError
 from form_service import db
 from form_service.cli import main
 from form_service.deadlines import RIGA, due_date
+from form_service.delivery.worker import Worker
+from form_service.records import RequestRecord
 from form_service.settings import load_settings
-from form_service.store import RequestRecord, Store
-from form_service.worker import Worker
+from form_service.store import Store
 
 
 @dataclass
@@ -541,7 +542,7 @@ def test_controls_in_stored_text_never_reach_staff(
     """A request stored before the form refused them (or by any other way in) with bidi
     controls, C1 controls and U+2028/U+2029 in its text: the ticket, the webhook's JSON,
     `requests show` and the export carry none of them, and keep the words."""
-    from form_service.emails import ticket_json
+    from form_service.delivery.emails import ticket_json
 
     record = staff.request(name="Eve\u202eabc\u202c Ozola\u2028Bcc: x",
                            details="Pay \u2066DCBA\u2069 to\u009b us\u2029now",

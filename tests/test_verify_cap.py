@@ -11,10 +11,10 @@ import pytest
 from delivery_support import T0, Clock, drain, new_request
 from smtp_server import SmtpServer
 
+from form_service.delivery.worker import Worker
 from form_service.settings import Settings
 from form_service.store import Store
 from form_service.tokens import read_token
-from form_service.worker import Worker
 
 
 @pytest.fixture

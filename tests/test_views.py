@@ -85,7 +85,7 @@ def test_type_query_preselects_the_right(client: TestClient) -> None:
 
 def test_blank_form_is_rendered_once_and_gets_fresh_tokens(client: TestClient) -> None:
     """The blank page is cached per address and version; each visitor gets their own tokens."""
-    from form_service import views
+    from form_service.customer import views
 
     pages = client.app.state.pages  # type: ignore[attr-defined]
     first = open_form(client, "/en/request/?type=access")

@@ -14,10 +14,7 @@ from typing import Any
 import pytest
 from delivery_support import SHA, T0, new_request
 
-from form_service.outbox import MessageState
-from form_service.settings import Settings
-from form_service.store import Store
-from form_service.webhook import (
+from form_service.delivery.webhook import (
     DELIVERY_HEADER,
     SIGNATURE_HEADER,
     SignatureError,
@@ -26,7 +23,10 @@ from form_service.webhook import (
     sign,
     verify,
 )
-from form_service.worker import Worker
+from form_service.delivery.worker import Worker
+from form_service.outbox import MessageState
+from form_service.settings import Settings
+from form_service.store import Store
 
 SECRET = "test-webhook-secret"  # noqa: S105 -- a test key, not a credential
 

@@ -12,9 +12,9 @@ import pytest
 from delivery_support import T0, Clock, bulk_requests, drain, new_request
 from smtp_server import SmtpServer
 
+from form_service.delivery.worker import Worker, retry_delay
 from form_service.settings import Settings
 from form_service.store import Store
-from form_service.worker import Worker, retry_delay
 
 
 @pytest.fixture

@@ -18,9 +18,9 @@ from site_tree import ROOT
 from starlette.testclient import TestClient
 
 from form_service.app import create_app
-from form_service.ratelimit import RateLimits
 from form_service.settings import Settings, load_settings
 from form_service.tokens import make_token, read_token
+from form_service.web.ratelimit import RateLimits
 
 SECRET = "web-tests-secret-key-that-is-long-enough-to-sign-things"  # noqa: S105 (tests only)
 # The day the tests pretend it is: version 1.0 (effective 2026-11-24) is in force.

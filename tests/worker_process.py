@@ -10,9 +10,9 @@ import time
 
 from site_tree import ROOT
 
+from form_service.delivery.worker import Worker
 from form_service.settings import load_settings
 from form_service.store import Store
-from form_service.worker import Worker
 
 
 async def main(database_url: str, smtp_url: str, owner: str, lease_seconds: float) -> None:

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
-from form_service.pages import Pages
-from form_service.policy import PolicyVersions
+from form_service.customer.policy import PolicyVersions
 from form_service.settings import Settings
+from form_service.web.pages import Pages
 from site_config.facts import Site
 
 

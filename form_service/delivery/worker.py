@@ -19,10 +19,9 @@ import time
 import uuid
 from collections.abc import Callable
 
-from form_service import webhook
-from form_service.activity import Activity
-from form_service.emails import MessageError, render, ticket_json
-from form_service.mailer import (
+from form_service.delivery import webhook
+from form_service.delivery.emails import MessageError, render, ticket_json
+from form_service.delivery.mailer import (
     DeliveryError,
     Mailer,
     PermanentFailure,
@@ -31,8 +30,10 @@ from form_service.mailer import (
     mailer_for,
 )
 from form_service.outbox import Delivery
+from form_service.records import RequestRecord
 from form_service.settings import Settings, SettingsError
-from form_service.store import RequestRecord, Store
+from form_service.store import Store
+from form_service.web.activity import Activity
 
 log = logging.getLogger(__name__)
 WEBHOOK, VERIFY = "webhook", "verify"

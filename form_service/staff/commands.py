@@ -31,11 +31,9 @@ from typing import Any, NoReturn
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from form_service.backup import BackupError, backup
 from form_service.deadlines import RIGA
-from form_service.emails import policy_url
-from form_service.settings import Settings, SettingsError, load_settings
-from form_service.store import (
+from form_service.delivery.emails import policy_url
+from form_service.records import (
     CLOSED,
     MAX_EXTENSION_MONTHS,
     OPEN,
@@ -43,10 +41,12 @@ from form_service.store import (
     STATUSES,
     Event,
     RequestRecord,
-    Store,
     StoreError,
     UnknownRequest,
 )
+from form_service.settings import Settings, SettingsError, load_settings
+from form_service.staff.backup import BackupError, backup
+from form_service.store import Store
 from form_service.text import one_line, plain_text
 from site_config.facts import FactsError, Site, load_site
 

@@ -12,11 +12,11 @@ from starlette.datastructures import URL
 from starlette.responses import HTMLResponse
 from starlette.types import Scope
 
-from form_service.assets import SiteLook
-from form_service.i18n import language_of_path, path_in_language, texts_of
+from form_service.web.assets import SiteLook
+from form_service.web.i18n import language_of_path, path_in_language, texts_of
 from site_config.facts import Site
 
-TEMPLATES = Path(__file__).parent / "templates"
+TEMPLATES = Path(__file__).parent.parent / "templates"
 
 # Pages carry one-time tokens and, after an error, what the customer typed:
 # neither a shared cache nor the browser's back/forward cache may keep them.

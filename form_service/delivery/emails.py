@@ -27,8 +27,8 @@ from typing import Any
 from form_service.addresses import AddressError, envelope_address
 from form_service.deadlines import RIGA
 from form_service.outbox import message_id_for
+from form_service.records import RequestRecord
 from form_service.settings import Settings, SettingsError
-from form_service.store import RequestRecord
 from form_service.text import one_line, plain_text
 from form_service.tokens import make_token
 from site_config.facts import Site, format_date, load_site, load_ui_texts

@@ -15,9 +15,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from form_service.context import web_context
-from form_service.pages import NO_STORE
 from form_service.store import HealthCounts
+from form_service.web.context import web_context
+from form_service.web.pages import NO_STORE
 
 
 def health_report(counts: HealthCounts, now: dt.datetime) -> dict[str, Any]:

@@ -17,8 +17,8 @@ from wtforms import Form, RadioField, SelectChoice, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional, StopValidation, ValidationError
 
 from form_service.addresses import AddressError, normalise
-from form_service.i18n import Translations, texts_of
 from form_service.text import ONE_LINE_FORBIDDEN, plain_text
+from form_service.web.i18n import Translations, texts_of
 from site_config.facts import Site
 
 # Longest accepted value of each field, in characters. RFC 5321 §4.5.3.1.3

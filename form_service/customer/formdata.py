@@ -17,7 +17,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.datastructures import ImmutableMultiDict
 from starlette.requests import Request
 
-from form_service.errors import BadRequest
+from form_service.web.errors import BadRequest
 
 # A browser sends the form's eight fields (and a button); far more is not a person.
 MAX_FIELDS = 50

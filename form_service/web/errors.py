@@ -26,7 +26,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
-    from form_service.pages import Pages
+    from form_service.web.pages import Pages
 
 logger = logging.getLogger("form_service")
 

@@ -23,7 +23,7 @@ from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
 
-from form_service.emails import Outgoing
+from form_service.delivery.emails import Outgoing
 from form_service.settings import Settings, SettingsError
 
 

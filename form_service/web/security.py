@@ -15,12 +15,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from form_service.errors import BodyTooLarge, CrossSiteRequest, CsrfFailed
 from form_service.settings import Settings
 from form_service.tokens import TokenError, make_token, read_token
+from form_service.web.errors import BodyTooLarge, CrossSiteRequest, CsrfFailed
 
 if TYPE_CHECKING:
-    from form_service.pages import Pages
+    from form_service.web.pages import Pages
 
 # The form is a few kilobytes even with every field at its limit (5000 characters
 # of details are at most 20 KB of UTF-8, percent-encoded up to 3x that).

@@ -25,8 +25,8 @@ from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.errors import StorageError
 from limits.storage import storage_from_string
 
-from form_service.errors import RateLimited
 from form_service.settings import SettingsError
+from form_service.web.errors import RateLimited
 
 logger = logging.getLogger("form_service")
 

@@ -19,16 +19,18 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from wtforms import Form
 
-from form_service.context import WebContext, web_context
+from form_service.customer.formdata import read_form
+from form_service.customer.forms import HONEYPOT, MAX_LENGTH, first_errors, make_form
 from form_service.deadlines import RIGA, due_date
-from form_service.errors import BadRequest, LinkExpired, LinkNotFound
-from form_service.formdata import read_form
-from form_service.forms import HONEYPOT, MAX_LENGTH, first_errors, make_form
-from form_service.i18n import language_of_path, texts_of
-from form_service.pages import NO_STORE
-from form_service.ratelimit import client_address
+from form_service.records import DISCARDED, UNVERIFIED, NewRequest, RequestRecord
 from form_service.references import new_reference
-from form_service.security import (
+from form_service.tokens import TokenError, TokenExpired, make_token, read_token
+from form_service.web.context import WebContext, web_context
+from form_service.web.errors import BadRequest, LinkExpired, LinkNotFound
+from form_service.web.i18n import language_of_path, texts_of
+from form_service.web.pages import NO_STORE
+from form_service.web.ratelimit import client_address
+from form_service.web.security import (
     CSRF_FIELD,
     check_csrf,
     check_same_origin,
@@ -36,8 +38,6 @@ from form_service.security import (
     csrf_field_value,
     set_csrf_cookie,
 )
-from form_service.store import DISCARDED, UNVERIFIED, NewRequest, RequestRecord
-from form_service.tokens import TokenError, TokenExpired, make_token, read_token
 from site_config.facts import format_date
 from site_config.manifest import version_url
 from site_config.versions import PolicyText

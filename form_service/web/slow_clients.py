@@ -18,7 +18,7 @@ from typing import Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-log = logging.getLogger("form_service.slow_clients")
+log = logging.getLogger("form_service.web.slow_clients")
 
 
 class DeadlineProtocol(H11Protocol):

@@ -1,0 +1,1 @@
+"""Delivery: the outbox, the worker that empties it, and the e-mails and webhook calls it sends."""

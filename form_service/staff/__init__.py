@@ -1,0 +1,1 @@
+"""The staff's side: the `policy-site requests` commands."""
