@@ -1,7 +1,8 @@
 """Brotli and gzip copies beside each text file of a built site, made once per build.
 
 `policy-site serve` sends them to browsers that accept them (Accept-Encoding),
-as Caddy's `file_server { precompressed br gzip }` does in production: the
+as Caddy's `file_server { precompressed br gzip }` does in production
+(`policy-site publish`, form_service/publish.py, uses this same function): the
 site is compressed once at the highest level, never per request.
 """
 
@@ -35,9 +36,9 @@ def precompress(site_dir: Path) -> Compressed:
         data = path.read_bytes()
         br = brotli.compress(data, quality=11)
         _write_beside(path, ".br", br)
-        if not path.with_name(path.name + ".gz").exists():  # sitemap.xml.gz is MkDocs' own
-            # mtime=0: the same site gives the same bytes.
-            _write_beside(path, ".gz", gzip.compress(data, compresslevel=9, mtime=0))
+        # mtime=0: the same site gives the same bytes, so a rebuild changes no ETag for
+        # nothing. (sitemap.xml.gz, the sitemap to download, is this same gzip.)
+        _write_beside(path, ".gz", gzip.compress(data, compresslevel=9, mtime=0))
         files += 1
         original += len(data)
         compressed += len(br)

@@ -6,6 +6,7 @@
     extend    extend the period by one or two months (GDPR Art. 12(3))
     close     record the answer, done or refused (GDPR Art. 12(4))
     export    the register of requests, as CSV or JSON
+    backup    a consistent copy of the SQLite database, while the service runs
 
 Every change goes through the store, which writes the append-only event and
 the customer's e-mail (an outbox row) in one transaction; the delivery worker
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
+import errno
 import io
 import json
 import os
@@ -43,6 +45,7 @@ from form_service.records import (
     UnknownRequest,
 )
 from form_service.settings import Settings, SettingsError, load_settings
+from form_service.staff.backup import BackupError, backup
 from form_service.store import Store
 from form_service.text import one_line, plain_text
 from site_config.facts import FactsError, Site, load_site
@@ -128,6 +131,12 @@ def add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     q.add_argument("--reason", required=True, metavar="TEXT",
                    help="what was done, or why not; the customer is sent it")
 
+    q = add("backup", _backup, "Copy the SQLite database to FILE, consistent while the "
+            "service runs (for PostgreSQL use pg_dump).")
+    q.add_argument("file", type=Path, metavar="FILE",
+                   help="a new file (never overwritten), readable by its owner only")
+    q.set_defaults(uses_store=False)
+
     q = add("export", _export, "Write the register of requests (every field) as CSV or JSON.")
     q.add_argument("--format", choices=("csv", "json"), default="csv", help="default: csv")
     q.add_argument("--output", type=Path, metavar="FILE",
@@ -148,13 +157,19 @@ def run(args: argparse.Namespace) -> int:
     from alembic.util import CommandError as AlembicError  # only when a database is opened
 
     if args.action is None:
-        return _fail(None, "name an action: list, show, overdue, extend, close or export "
-                           "(see --help)")
+        return _fail(None, "name an action: list, show, overdue, extend, close, export "
+                           "or backup (see --help)")
     try:
         settings = load_settings(root=args.root)
+        if not getattr(args, "uses_store", True):
+            # backup: the database as it is, neither opened through the store nor migrated
+            # (a backup taken before an upgrade must be of the old schema).
+            return int(args.action_func(None, args, settings))
         context = _Context(settings, dt.datetime.now(dt.UTC))
         store = Store.from_settings(settings)
     except (SettingsError, FactsError) as exc:
+        return _fail(args.action, str(exc))
+    except BackupError as exc:
         return _fail(args.action, str(exc))
     try:
         store.migrate()
@@ -327,12 +342,28 @@ def _export(store: Store, args: argparse.Namespace, ctx: _Context) -> int:
     if args.output is None:
         sys.stdout.write(text)
         return 0
-    # The register holds personal data: readable by its owner only (GDPR Art. 32).
-    fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # The register holds personal data: readable by its owner only (GDPR Art. 32),
+    # and never written through a symbolic link, which may lead to anyone's file.
+    refusal = (f"{args.output} is a symbolic link; the register is written only to a "
+               "file named directly")
+    if args.output.is_symlink():
+        raise ValueError(refusal)
+    try:
+        fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # made a link between the check and the open
+            raise ValueError(refusal) from None
+        raise
     os.fchmod(fd, 0o600)  # also when the file was already there, with wider rights
     with open(fd, "w", encoding="utf-8", newline="") as out:
         out.write(text)
     print(f"Wrote {_count(len(entries), 'request')} to {args.output}.")
+    return 0
+
+
+def _backup(_store: Any, args: argparse.Namespace, settings: Settings) -> int:
+    made = backup(settings.database_url, args.file)
+    print(f"Backed up {_count(made.requests, 'request')} ({made.size} bytes) to {made.path}.")
     return 0
 
 

@@ -41,7 +41,7 @@ def _is_inline_code(attrs: str) -> bool:
     return not _SRC.search(attrs) and (kind is None or kind[1].lower() in _SCRIPT_TYPES)
 
 
-def _script_hashes(site_dir: Path) -> tuple[str, ...]:
+def script_hashes(site_dir: Path) -> tuple[str, ...]:
     hashes: set[str] = set()
     for page in site_dir.rglob("*.html"):
         for match in _INLINE_SCRIPT.finditer(page.read_text(encoding="utf-8")):
@@ -63,4 +63,4 @@ def _layouts(site: Site, site_dir: Path) -> dict[str, tuple[Part, ...]]:
 
 
 def load_site_look(site: Site, site_dir: Path) -> SiteLook:
-    return SiteLook(layouts=_layouts(site, site_dir), script_hashes=_script_hashes(site_dir))
+    return SiteLook(layouts=_layouts(site, site_dir), script_hashes=script_hashes(site_dir))
