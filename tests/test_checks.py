@@ -6,7 +6,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-from site_tree import ROOT, copy_project, edit, site_of
+from site_tree import ROOT, copy_project, edit, per_language, site_of
 
 from form_service.cli import main
 from site_config.checks import Problem, run_checks
@@ -21,7 +21,8 @@ def two_versions(tmp_path: Path) -> Site:
     """A project with sealed versions 1.0 (archived) and 1.1 (the working copy)."""
     site = site_of(copy_project(tmp_path))
     new_version(site, "1.1", dt.date(2026, 12, 1))
-    for lang, words in (("lv", "Kurjeriem."), ("en", "Couriers.")):
+    words_of = per_language({"lv": "Kurjeriem.", "en": "Couriers.", "ru": "Курьерам."})
+    for lang, words in words_of.items():
         index = site.content_dir / lang / "index.md"
         edit(index, 'summary: "TODO: one sentence on what changed"', f"summary: {words}")
         index.write_text(index.read_text("utf-8") + f"\n{words}\n", encoding="utf-8")
@@ -128,9 +129,19 @@ def test_unquoted_version_number_is_explained(two_versions: Site) -> None:
 def test_text_missing_in_a_language(two_versions: Site) -> None:
     """A UI text present in Latvian but missing in English is named with its file."""
     path = two_versions.config_dir / "texts" / "site.en.yml"
-    edit(path, "history_link:", "history_link_removed:")
+    edit(path, 'history_link: "All versions and changes"\n', "")
     problems = [p for p in run_checks(two_versions, TODAY) if p.key == "check_text_missing"]
-    assert [p.params["key"] for p in problems] == ["history_link"]
+    assert [(p.params["key"], p.path.name) for p in problems] == [("history_link", "site.en.yml")]
+
+
+def test_text_only_one_language_has_is_missing_in_the_others(two_versions: Site) -> None:
+    """Every language's keys count, not only the binding one's: a text added in English
+    alone is named as missing in Latvian and Russian, each in its own file."""
+    path = two_versions.config_dir / "texts" / "form.en.yml"
+    path.write_text(path.read_text("utf-8") + 'form_new_hint: "A new hint."\n', "utf-8")
+    problems = [p for p in run_checks(two_versions, TODAY) if p.key == "check_text_missing"]
+    assert sorted((p.params["key"], p.path.name) for p in problems) == [
+        ("form_new_hint", "form.lv.yml"), ("form_new_hint", "form.ru.yml")]
 
 
 def test_material_change_needs_notice(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-from site_tree import commit_all, copy_project, edit, release, run_policy_site
+from site_tree import commit_all, copy_project, edit, per_language, release, run_policy_site
 
 from site_config.github import escape_data, escape_property
 
@@ -86,10 +86,11 @@ def test_summary_of_a_release_shows_the_archived_copy_and_the_new_words(
         project: Path, tmp_path: Path) -> None:
     """After new-version, edit and seal, the summary passes and names what changed."""
     commit_all(project, "Start version 1.1", branch="v1.1")
-    release(project, "1.1", dt.date(2026, 12, 28), {
+    release(project, "1.1", dt.date(2026, 12, 28), per_language({
         "lv": ("SMS apziņošanu", "SMS un e-pasta apziņošanu", "Arī e-pasta paziņojumi."),
         "en": ("SMS notifications", "SMS and e-mail notifications", "E-mail notices too."),
-    }, dt.date(2026, 11, 27))
+        "ru": ("SMS-уведомления", "SMS- и e-mail-уведомления", "Также уведомления по e-mail."),
+    }), dt.date(2026, 11, 27))
     status, lines, summary = _github_check(project, tmp_path / "summary.md",
                                            "--compare-with", "main")
     assert status == 0, lines
