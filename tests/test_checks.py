@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from pathlib import Path
 
 import pytest
@@ -179,3 +180,49 @@ def test_cli_passes_on_good_content(two_versions: Site, capsys: pytest.CaptureFi
                  "--date", "2026-11-27"])
     assert code == 0
     assert "All good: 2 versions" in capsys.readouterr().out
+
+
+def test_a_fourth_half_translated_language_is_listed_text_by_text(tmp_path: Path) -> None:
+    """A fourth language added with no code (mkdocs.yml, content/de, half of the site texts,
+    a form table missing plural forms) gets every missing text named, with its file."""
+    import yaml
+
+    root = copy_project(tmp_path)
+    config = root / "mkdocs.yml"
+    edit(config, "        - locale: ru\n",
+         "        - locale: de\n          name: Deutsch\n          build: true\n"
+         "        - locale: ru\n")
+    shutil.copytree(root / "content" / "en", root / "content" / "de")
+    texts = root / "site_config" / "texts"
+    site_en = yaml.safe_load((texts / "site.en.yml").read_text("utf-8"))
+    kept = dict(list(site_en.items())[: len(site_en) // 2])
+    (texts / "site.de.yml").write_text(yaml.safe_dump(kept, allow_unicode=True), "utf-8")
+    form_en = yaml.safe_load((texts / "form.en.yml").read_text("utf-8"))
+    form_de = dict(form_en)
+    plural = "Field cannot be longer than %(max)d character."
+    form_de["form_wtforms"] = {**form_en["form_wtforms"], plural: "Zu lang."}
+    (texts / "form.de.yml").write_text(yaml.safe_dump(form_de, allow_unicode=True), "utf-8")
+    site = site_of(root)
+    problems = run_checks(site, TODAY)
+    missing = sorted((p.params["key"], p.path.name) for p in problems
+                     if p.key == "check_text_missing")
+    email_en = yaml.safe_load((texts / "email.en.yml").read_text("utf-8"))
+    audit_en = yaml.safe_load((texts / "audit.en.yml").read_text("utf-8"))
+    assert missing == sorted(
+        [(key, "site.de.yml") for key in site_en if key not in kept]
+        + [(key, "email.de.yml") for key in email_en]
+        + [(key, "audit.de.yml") for key in audit_en])
+    plurals = [(p.params["key"], p.params["categories"]) for p in problems
+               if p.key == "check_plural_missing"]
+    assert plurals == [(f"form_wtforms: {plural}", "one, other")]
+    assert sorted(p.params["right"] for p in problems if p.key == "check_right_label_missing") \
+        == sorted(r.id for r in site.rights)
+    assert [p.params["lang"] for p in problems if p.key == "check_authority_name_missing"] == [
+        "de"]
+    assert next(p.render(site, "en") for p in problems if p.key == "check_text_missing") == (
+        f"site_config/texts/audit.de.yml: The text {next(iter(audit_en))} is missing in de in "
+        "audit.de.yml. Add it (see site_config/texts/audit.lv.yml).")
+    # Nothing else: the German pages and the other languages are complete.
+    assert {p.key for p in problems} == {
+        "check_text_missing", "check_plural_missing", "check_right_label_missing",
+        "check_authority_name_missing", "check_translation_not_sealed"}
