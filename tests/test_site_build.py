@@ -73,6 +73,25 @@ def test_language_switcher_links_the_twin_page(two_version_site: Path) -> None:
     assert 'href="../../../versions/1.0/" hreflang="lv"' in html
 
 
+def test_language_switcher_has_an_entry_per_language(two_version_site: Path) -> None:
+    """The switcher on a Russian page offers every configured language, Russian included,
+    each linking its twin page."""
+    html = page(two_version_site, "ru/versions/1.0/index.html")
+    entries = re.findall(r'<a href="([^"]*)" hreflang="(\w+)" class="md-select__link"', html)
+    assert [lang for _, lang in entries] == list(LANGUAGES)
+    assert ("../../../en/versions/1.0/", "en") in entries
+
+
+def test_a_translation_says_the_latvian_text_binds(two_version_site: Path) -> None:
+    """Each Russian and English policy page says it is a translation and links the binding
+    text; the Latvian page does not."""
+    ru = page(two_version_site, "ru/versions/1.0/index.html")
+    assert ('<p class="policy-translation">Это перевод. Юридически обязательным является '
+            'текст на латышском языке. <a href="/versions/1.0/" hreflang="lv">') in ru
+    assert 'class="policy-translation"' in page(two_version_site, "en/index.html")
+    assert 'class="policy-translation"' not in page(two_version_site, "index.html")
+
+
 def test_root_shows_the_version_in_force_with_its_date(two_version_site: Path) -> None:
     """On 2026-11-27 the root shows 1.0 (1.1 is upcoming) and its effective date."""
     lv = page(two_version_site, "index.html")
