@@ -101,6 +101,9 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
     if not config.plugins["i18n"].building:
         load_site.cache_clear()
         load_ui_texts.cache_clear()
+        # One process may build several projects (the plugin's module is shared by all):
+        # nothing one build learnt may leak into the next.
+        _state.clear()
     return config
 
 

@@ -172,6 +172,20 @@ def test_upcoming_version_becomes_current_on_its_day(two_version_site: Path,
     assert 'href="/en/">Read the version in force</a>' in archived
 
 
+def test_builds_of_two_projects_in_one_process_do_not_mix(two_version_site: Path,
+                                                          tmp_path: Path) -> None:
+    """The plugin's hooks serve every build in a process: building another project (1.0
+    only) in between leaves nothing of it in the next build's manifest."""
+    other = tmp_path / "other"
+    other.mkdir()
+    copy_project(other)
+    build_site(other, tmp_path / "other-site", dt.date(2026, 11, 27))
+    out = build_site(two_version_site, tmp_path / "again", dt.date(2026, 11, 27))
+    manifest = json.loads((out / "versions.json").read_text("utf-8"))
+    assert [v["id"] for v in manifest["versions"]] == ["1.0", "1.1"]
+    assert all(list(v["texts"]) == list(LANGUAGES) for v in manifest["versions"])
+
+
 def test_no_request_to_any_other_host(two_version_site: Path) -> None:
     """No page or stylesheet loads anything from another host, and there is no search index."""
     site = two_version_site / "site"
