@@ -6,10 +6,13 @@
     extend    extend the period by one or two months (GDPR Art. 12(3))
     close     record the answer, done or refused (GDPR Art. 12(4))
     export    the register of requests, as CSV or JSON
+    retry     put the messages that failed delivery back in the queue
+    verify-log  walk the history's hash chain and name the first broken link
 
 Every change goes through the store, which writes the append-only event and
 the customer's e-mail (an outbox row) in one transaction; the delivery worker
-of `policy-site serve` sends it. Customer text is printed with control
+of `policy-site serve` sends it. Each action and each `show` is an event naming
+the operating-system user who ran it (GDPR Art. 5(2)). Customer text is printed with control
 characters replaced, so a name cannot move the cursor or recolour the terminal.
 """
 
@@ -29,6 +32,7 @@ from typing import Any, NoReturn
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from form_service.acting import acting_as, cli_actor
 from form_service.deadlines import RIGA
 from form_service.delivery.emails import policy_url
 from form_service.records import (
@@ -40,7 +44,6 @@ from form_service.records import (
     Event,
     RequestRecord,
     StoreError,
-    UnknownRequest,
 )
 from form_service.settings import Settings, SettingsError, load_settings
 from form_service.store import Store
@@ -133,6 +136,14 @@ def add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     q.add_argument("--output", type=Path, metavar="FILE",
                    help="write here (readable by its owner only) instead of to standard output")
 
+    q = add("retry", _retry, "Put messages that failed delivery back in the queue "
+            "(same Message-ID); the delivery worker of `policy-site serve` sends them.")
+    q.add_argument("reference", metavar="REF", nargs="?",
+                   help="only this request's messages (default: every failed message)")
+
+    add("verify-log", _verify_log, "Walk the history's hash chain: say that no event was "
+        "changed or deleted, or name the first broken link.")
+
 
 def _days(value: str) -> int:
     try:
@@ -148,8 +159,8 @@ def run(args: argparse.Namespace) -> int:
     from alembic.util import CommandError as AlembicError  # only when a database is opened
 
     if args.action is None:
-        return _fail(None, "name an action: list, show, overdue, extend, close or export "
-                           "(see --help)")
+        return _fail(None, "name an action: list, show, overdue, extend, close, export, "
+                           "retry or verify-log (see --help)")
     try:
         settings = load_settings(root=args.root)
         context = _Context(settings, dt.datetime.now(dt.UTC))
@@ -158,7 +169,9 @@ def run(args: argparse.Namespace) -> int:
         return _fail(args.action, str(exc))
     try:
         store.migrate()
-        return int(args.action_func(store, args, context))
+        # Every event written by this command names who ran it (acting.py).
+        with acting_as(cli_actor()):
+            return int(args.action_func(store, args, context))
     except (StoreError, ValueError, FactsError) as exc:
         return _fail(args.action, str(exc))
     except AlembicError as exc:
@@ -212,9 +225,8 @@ def _list(store: Store, args: argparse.Namespace, ctx: _Context) -> int:
 
 
 def _show(store: Store, args: argparse.Namespace, ctx: _Context) -> int:
-    record = store.get(args.reference)
-    if record is None:
-        raise UnknownRequest(args.reference)
+    # Shown to someone: recorded, with who ran the command (GDPR Art. 5(2)).
+    record = store.record_view(args.reference, ctx.now)
     right = ctx.site.right(record.request_type)
     label = right.label.get(ctx.site.staff_language, right.id) if right else "?"
     article = f"GDPR {right.article}" if right else "GDPR ?"
@@ -334,6 +346,34 @@ def _export(store: Store, args: argparse.Namespace, ctx: _Context) -> int:
         out.write(text)
     print(f"Wrote {_count(len(entries), 'request')} to {args.output}.")
     return 0
+
+
+def _retry(store: Store, args: argparse.Namespace, ctx: _Context) -> int:
+    count = store.retry_failed(args.reference, ctx.now)
+    where = f" of {args.reference}" if args.reference else ""
+    if not count:
+        print(f"No failed message{where} to retry.")
+    else:
+        print(f"{_count(count, 'message')}{where} back in the queue; `policy-site serve` "
+              "sends them with the same Message-ID.")
+    return 0
+
+
+def _verify_log(store: Store, args: argparse.Namespace, ctx: _Context) -> int:
+    verdict, reference = store.verify_log()
+    if verdict.intact:
+        print(f"The history is intact: {_count(verdict.events, 'event')}, each linked to the "
+              f"one before it; the newest hash is {verdict.head}.")
+        return 0
+    link = verdict.broken_at
+    if link is None:
+        where = f"after the last of {_count(verdict.events, 'intact event')}"
+    else:
+        whose = f"request {reference}" if reference else (
+            "the register" if link.request_id is None else f"deleted request #{link.request_id}")
+        where = f"at event {link.id} ({link.kind}, {_iso(link.at)}, {whose})"
+    return _fail("verify-log", f"the history is broken {where}: {verdict.problem}; the "
+                               f"{_count(verdict.events, 'event')} before it are intact")
 
 
 # -- the register -----------------------------------------------------------
