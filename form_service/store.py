@@ -154,6 +154,16 @@ class Store:
         with self._write_lock, self._writes.begin() as session:
             yield session
 
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A read transaction, for modules that keep tables of their own (staff/members.py)."""
+        with self._reads.begin() as session:
+            yield session
+
+    def writing(self) -> contextlib.AbstractContextManager[Session]:
+        """A write transaction (queued like the store's own writes on SQLite)."""
+        return self._write()
+
     @classmethod
     def from_settings(cls, settings: Settings) -> Store:
         """The store as the settings describe it: database, and whether a webhook is set."""
