@@ -51,6 +51,7 @@ from form_service.records import (
     RequestRecord,
     StoreError,
     UnknownRequest,
+    extension_refusal,
 )
 from form_service.references import new_reference, normalise_reference
 from site_config.facts import load_site
@@ -421,15 +422,15 @@ class Store:
         with self._write() as session:
             row = self._for_update(session, reference)
             _require_open(row)
-            today = at.astimezone(RIGA).date()
-            if today > row.original_due_at:
+            refusal = extension_refusal(to_record(row), months, at.astimezone(RIGA).date())
+            if refusal == "first_month_over":
                 raise NotAllowed(
                     f"{row.reference} can no longer be extended: its first month ended on "
                     f"{row.original_due_at.isoformat()}, and GDPR Art. 12(3) requires the "
                     "customer to be told of an extension within the first month"
                 )
             total = row.extended_months + months
-            if total > MAX_EXTENSION_MONTHS:
+            if refusal == "too_many":
                 raise NotAllowed(
                     f"{row.reference} is already extended by {row.extended_months} month(s); "
                     f"GDPR Art. 12(3) allows at most {MAX_EXTENSION_MONTHS} further months "
