@@ -43,6 +43,12 @@ def _csrf(html: str) -> str:
     return found[1]
 
 
+def _previewed(html: str) -> str:
+    found = re.search(r'name="previewed" value="([0-9a-f]{64})"', html)
+    assert found, "no preview seal"
+    return found[1]
+
+
 @pytest.fixture
 def c(tmp_path: Path):  # type: ignore[no-untyped-def]
     with console(tmp_path) as running:
@@ -342,8 +348,15 @@ def test_extend_is_previewed_then_done(c: Console) -> None:
         preview.text.split('class="console-mail__body"')[1]
     assert "The e-mail the customer will get" in preview.text
     assert c.store.get(record.reference).due_at == record.due_at  # nothing done yet
+    sealed = _previewed(preview.text)
+    # A reason changed after the preview is previewed again, not sent unseen.
+    edited = c.client.post(path, data={"csrf_token": csrf, "months": "2", "step": "confirm",
+                                       "reason": "Something else.", "previewed": sealed})
+    assert edited.status_code == 200 and "Something else." in edited.text
+    assert c.store.get(record.reference).extended_months == 0
     done = c.client.post(path, data={"csrf_token": csrf, "months": "2", "step": "confirm",
-                                     "reason": "We hold your data in two systems."})
+                                     "reason": "We hold your data in two systems.",
+                                     "previewed": sealed})
     assert done.headers["location"] == f"/staff/requests/{record.reference}?done=extended"
     after = c.store.get(record.reference)
     assert after is not None and after.extended_months == 2 and after.due_at > record.due_at
@@ -379,8 +392,13 @@ def test_a_refusal_previews_the_right_to_complain(c: Console) -> None:
     empty = c.client.post(path, data={"csrf_token": csrf, "outcome": "done", "reason": " ",
                                       "step": "confirm"})
     assert "Write the reason" in empty.text and c.store.get(record.reference).status == "verified"
+    unseen = c.client.post(path, data={"csrf_token": csrf, "outcome": "done", "step": "confirm",
+                                       "reason": "We hold no data about you.",
+                                       "previewed": _previewed(preview.text)})
+    assert unseen.status_code == 200 and c.store.get(record.reference).status == "verified"
     c.client.post(path, data={"csrf_token": csrf, "outcome": "refused",
-                              "reason": "We hold no data about you.", "step": "confirm"})
+                              "reason": "We hold no data about you.", "step": "confirm",
+                              "previewed": _previewed(preview.text)})
     assert c.store.get(record.reference).status == "refused"
     assert c.store.messages(record.reference)[-1].kind == "close"
 

@@ -14,6 +14,8 @@ the staff member (acting.py; GDPR Art. 5(2)).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import json
 import math
 from collections.abc import Awaitable, Callable
@@ -548,6 +550,19 @@ async def _record(request: Request) -> RequestRecord:
     return record
 
 
+def _seal(console: Console, *parts: object) -> str:
+    """A MAC of what a preview showed: click 2 does exactly what click 1 previewed, and a
+    reason edited after the preview is previewed again instead of being sent unseen."""
+    text = "\x1f".join(str(p) for p in parts)
+    return hmac.new(console.settings.secret_key.encode(), f"staff-preview:{text}".encode(),
+                    hashlib.sha256).hexdigest()
+
+
+def _previewed(console: Console, data: Any, *parts: object) -> bool:
+    return data.get("step") == "confirm" and hmac.compare_digest(
+        str(data.get("previewed") or ""), _seal(console, *parts))
+
+
 def _reason(data: Any) -> str:
     values = data.getlist("reason")
     text = values[0] if len(values) == 1 else ""
@@ -569,7 +584,7 @@ async def extend_action(request: Request, console: Console, member: Member) -> R
     now = _now()
     plan = plan_extension(record, months, _today(console))
     problem = plan.refusal or (None if reason else "no_reason")
-    if data.get("step") == "confirm" and problem is None:
+    if problem is None and _previewed(console, data, "extend", record.reference, months, reason):
         try:
             await run_in_threadpool(as_actor(_actor(member), _store(request).extend),
                                     record.reference, months, reason, now)
@@ -587,6 +602,7 @@ async def extend_action(request: Request, console: Console, member: Member) -> R
                             console.settings, now)
     return console.render(request, "extend.html", {
         "record": record, "plan": plan, "reason": reason, "months": months, "mail": mail,
+        "previewed": _seal(console, "extend", record.reference, months, reason),
         "problem": problem, "max_months": MAX_EXTENSION_MONTHS,
     }, member=member, nav="requests", status=200 if problem in (None, "no_reason") else 409)
 
@@ -605,7 +621,7 @@ async def close_action(request: Request, console: Console, member: Member) -> Re
         problem = "no_outcome"
     if problem is None and not reason:
         problem = "no_reason"
-    if data.get("step") == "confirm" and problem is None:
+    if problem is None and _previewed(console, data, "close", record.reference, outcome, reason):
         try:
             await run_in_threadpool(as_actor(_actor(member), _store(request).close_request),
                                     record.reference, outcome, reason, now)
@@ -621,6 +637,7 @@ async def close_action(request: Request, console: Console, member: Member) -> Re
                             console.settings, now)
     return console.render(request, "close.html", {
         "record": record, "outcome": outcome, "reason": reason, "mail": mail,
+        "previewed": _seal(console, "close", record.reference, outcome, reason),
         "problem": problem, "outcomes": CLOSED,
     }, member=member, nav="requests", status=409 if problem == "not_open" else 200)
 
