@@ -191,11 +191,11 @@ def test_sign_out_ends_the_session(c: Console) -> None:
 
 def _age_session(c: Console, **delta: float) -> None:
     engine = db.create(c.settings.database_url)
+    # The clock now, not at import: the whole suite takes minutes.
+    then = (dt.datetime.now(dt.UTC) - dt.timedelta(**delta)).replace(tzinfo=None)
     with engine.begin() as conn:
-        back = dt.timedelta(**delta)
         conn.execute(text("UPDATE staff_sessions SET last_seen_at = :seen, created_at = :made"),
-                     {"seen": (NOW - back).replace(tzinfo=None),
-                      "made": (NOW - back).replace(tzinfo=None)})
+                     {"seen": then, "made": then})
     engine.dispose()
 
 
