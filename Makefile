@@ -22,7 +22,7 @@ LISTENING = $(PYTHON) -c 'import socket, sys; socket.create_connection(("127.0.0
 # With COMPARE_WITH=origin/main the check's GitHub report compares the policy texts with it.
 COMPARE_WITH ?=
 
-.PHONY: serve test install browser services check build lint bench
+.PHONY: serve test install browser caddy services check build lint bench
 
 $(BIN)/policy-site: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,14 @@ browser:
 	  echo "No browser at $(POLICY_CHROMIUM): set POLICY_CHROMIUM to a Chromium or Chrome." >&2; \
 	  exit 1; }
 
+# Debian's Caddy for the production topology test (tests/test_topology.py runs
+# deploy/Caddyfile). Installed only; the test starts its own, on loopback ports.
+caddy:
+	@command -v caddy >/dev/null 2>&1 || { \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq --no-install-recommends caddy; }
+
 # PostgreSQL and Redis for the scale-out tests: start them only if nothing answers
 # (on GitHub they are service containers, already answering).
 services:
@@ -57,7 +65,7 @@ services:
 
 # The check runs again in plain text: on GitHub the workflow's own check step has
 # already annotated the files, and twice would double every annotation.
-test: install browser services
+test: install browser caddy services
 	$(BIN)/policy-site check --format text
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest

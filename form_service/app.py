@@ -41,6 +41,7 @@ from form_service.web.errors import (
     http_error_response,
     web_error_response,
 )
+from form_service.web.health import healthz
 from form_service.web.pages import Pages
 from form_service.web.ratelimit import Limiter, RateLimits, parse_proxies
 from form_service.web.security import BodyLimit, SecurityHeaders, security_headers
@@ -99,7 +100,7 @@ class _NotAllowed:
 
 def _routes(web: WebContext, serve_site: bool) -> list[BaseRoute]:
     routes: list[BaseRoute] = [
-        *_route("/healthz", views.healthz, ["GET", "HEAD"]),
+        *_route("/healthz", healthz, ["GET", "HEAD"]),
         Route("/request/verify/{token}", views.verify_page, methods=["GET", "HEAD"]),
         *_route("/request/verify/{token}", views.verify_decision, ["GET", "HEAD", "POST"]),
         Mount("/request/assets", StaticFiles(directory=STATIC), name="form-assets"),

@@ -128,6 +128,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return serve(args)
 
 
+def cmd_publish(args: argparse.Namespace) -> int:
+    from form_service.publish import publish
+
+    site_dir = args.site_dir or args.root / "site"
+    done = publish(site_dir, args.caddy_headers)
+    print(f"Compressed {done.files} files in {site_dir} (brotli: {done.original_bytes} → "
+          f"{done.brotli_bytes} bytes)" +
+          (f"; wrote the site's headers to {args.caddy_headers}." if args.caddy_headers else "."))
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from form_service.migrate import run
+
+    return run(args)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="policy-site", description="The Pulksteņu Outlets privacy policy site and service."
@@ -181,6 +198,15 @@ def _parser() -> argparse.ArgumentParser:
     p = add("serve", cmd_serve, "Build the site if needed and serve it with the request form.")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
+
+    p = add("publish", cmd_publish, "Prepare a built site for the web server: .br and .gz "
+            "copies, and the site's security headers for Caddy.")
+    p.add_argument("--site-dir", type=Path, help="the built site (default: site/)")
+    p.add_argument("--caddy-headers", type=Path, metavar="FILE",
+                   help="write the header lines that deploy/Caddyfile imports here")
+
+    add("migrate", cmd_migrate, "Bring the database in POLICY_DATABASE_URL up to date "
+        "(run once before starting or upgrading instances).")
 
     add("secret", cmd_secret,
         "Print a fresh random key for POLICY_SECRET_KEY (256 bits; keep it secret).")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,11 @@ def create(database_url: str) -> Engine:
 
 def _sqlite_engine(url: URL) -> Engine:
     if url.database and url.database != ":memory:" and not url.database.startswith("file:"):
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        path = Path(url.database)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # SQLite gives the -wal and -shm files the mode of the database file, so
+        # creating that one 0600 keeps all three private (form_service/private.py).
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
     # hide_parameters: a failed INSERT's message would otherwise carry the customer's
     # name, e-mail and words into the log (GDPR Art. 5(1)(f), integrity and confidentiality).
     engine = create_engine(url, hide_parameters=True)
@@ -75,16 +80,31 @@ def writer(engine: Engine) -> Engine:
     return engine.execution_options(sqlite_immediate=True)
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision; safe to call from every instance at start."""
+def migrate(engine: Engine) -> tuple[str | None, str | None]:
+    """Bring the schema to the newest revision; safe to call from every instance at start.
+
+    Returns the revisions before and after, both read under the lock, so that of
+    instances migrating together exactly one sees the change.
+    """
     # Imported here: alembic costs a third of a second, and `policy-site check` never migrates.
     from alembic import command
     from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
 
     config = Config()
     config.set_main_option("script_location", MIGRATIONS)
     with writer(engine).begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
+        before = MigrationContext.configure(conn).get_current_revision()
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
+        return before, MigrationContext.configure(conn).get_current_revision()
+
+
+def revision(engine: Engine) -> str | None:
+    """The schema revision the database is at; None before the first migration."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()

@@ -55,6 +55,9 @@ def serve(args: argparse.Namespace) -> int:
         settings = load_settings(env, root=args.root)
     except SettingsError as exc:
         return _fail(str(exc))
+    from form_service.private import tighten
+
+    tighten(settings)
     if not (settings.site_dir / "versions.json").is_file():
         print(f"Building the site into {settings.site_dir} first.")
         build_site(args.root, settings.site_dir)

@@ -104,10 +104,12 @@ def _dev_secret(var_dir: Path) -> str:
     path = var_dir / "secret_key"
     if path.is_file():
         return path.read_text().strip()
-    var_dir.mkdir(parents=True, exist_ok=True)
+    # Private from the first byte: var/ 0700, the key 0600 (form_service/private.py).
+    var_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = new_secret()
-    path.write_text(key)
-    path.chmod(0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with open(fd, "w") as out:
+        out.write(key)
     return key
 
 

@@ -322,27 +322,17 @@ class Store:
         GDPR Art. 12(6): control of the address the customer gave is the
         proportionate identity check here, so only a verified request reaches staff.
         """
-        _aware("at", at)
-        canonical = normalise_reference(reference)
-        if canonical is None:
-            return None
         with self._write() as session:
-            # A conditional UPDATE decides atomically which click is the first one.
-            changed = session.execute(
-                update(Request)
-                .where(Request.reference == canonical, Request.status == UNVERIFIED)
-                .values(verified_at=at, status=VERIFIED)
-                .execution_options(synchronize_session=False)
-            ).rowcount
-            row = session.scalar(select(Request).where(Request.reference == canonical))
-            if row is None:
+            found = self._decide(session, reference, at, {"verified_at": at, "status": VERIFIED})
+            if found is None:
                 return None
+            row, changed = found
             if changed:
                 _event(session, row, "verified", at, None)
                 kinds = ("ticket", "ack", "webhook") if self._webhook else ("ticket", "ack")
                 for kind in kinds:
                     outbox.enqueue(session, row, kind, domain=self._domain, at=at)
-            return to_record(row), bool(changed)
+            return to_record(row), changed
 
     def discard(self, reference: str, at: dt.datetime) -> RequestRecord | None:
         """The address's owner did not make this request: it never reaches staff.
@@ -351,24 +341,36 @@ class Store:
         confirmation page. The request stays (so the link can say what became
         of it, and the history says why) until purged with the unconfirmed ones.
         """
-        _aware("at", at)
-        canonical = normalise_reference(reference)
-        if canonical is None:
-            return None
         with self._write() as session:
-            changed = session.execute(
-                update(Request)
-                .where(Request.reference == canonical, Request.status == UNVERIFIED)
-                .values(status=DISCARDED)
-                .execution_options(synchronize_session=False)
-            ).rowcount
-            row = session.scalar(select(Request).where(Request.reference == canonical))
-            if row is None:
+            found = self._decide(session, reference, at, {"status": DISCARDED})
+            if found is None:
                 return None
+            row, changed = found
             if changed:
                 _event(session, row, "discarded", at,
                        {"reason": "the owner of the e-mail address did not make this request"})
             return to_record(row)
+
+    @staticmethod
+    def _decide(session: Session, reference: str, at: dt.datetime,
+                values: dict[str, Any]) -> tuple[Request, bool] | None:
+        """Apply the owner's decision to an unconfirmed request; (row, whether it changed).
+
+        A conditional UPDATE decides atomically which of two clicks (two tabs, two
+        instances) is the first one; the other finds the request already decided.
+        """
+        _aware("at", at)
+        canonical = normalise_reference(reference)
+        if canonical is None:
+            return None
+        changed = session.execute(
+            update(Request)
+            .where(Request.reference == canonical, Request.status == UNVERIFIED)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        row = session.scalar(select(Request).where(Request.reference == canonical))
+        return None if row is None else (row, bool(changed))
 
     # -- the staff's workflow -----------------------------------------------
 
@@ -804,6 +806,34 @@ class Store:
                 .order_by(OutboxMessage.id)
             )
             return [(reference, outbox.state(row)) for reference, row in rows]
+
+    # -- monitoring ---------------------------------------------------------
+
+    def health(self, today: dt.date) -> HealthCounts:
+        """What monitoring watches, as counts only: no reference, name or address leaves here."""
+        with self._reads.begin() as session:
+            pending, oldest = session.execute(
+                select(func.count(), func.min(OutboxMessage.created_at))
+                .where(OutboxMessage.status == outbox.PENDING)
+            ).one()
+            failed = session.scalar(
+                select(func.count()).select_from(OutboxMessage)
+                .where(OutboxMessage.status == outbox.FAILED)
+            )
+            overdue = session.scalar(
+                select(func.count()).select_from(Request)
+                .where(Request.status.in_(OPEN), Request.due_at < today)
+            )
+        return HealthCounts(pending=int(pending), oldest_pending_at=oldest,
+                            failed=int(failed or 0), overdue=int(overdue or 0))
+
+
+@dataclass(frozen=True)
+class HealthCounts:
+    pending: int  # outbox messages not yet delivered (including those waiting to retry)
+    oldest_pending_at: dt.datetime | None  # when the oldest of them was queued
+    failed: int  # messages given up on: staff must act by hand
+    overdue: int  # open requests past their due date
 
 
 def _reason(text: str, doing: str) -> str:

@@ -8,7 +8,6 @@ import logging.config
 import re
 import sqlite3
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx2 as httpx
@@ -65,16 +64,8 @@ def test_json_lines_are_one_object_each() -> None:
 # --- the real service's output ------------------------------------------------------
 
 
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer()
-    server.start()
-    yield server
-    server.stop()
-
-
-def _service(tmp_path: Path, smtp: SmtpServer, **env: str) -> LiveService:
-    service = LiveService(tmp_path / "var", built_site(), smtp.url, **env)
+def _service(tmp_path: Path, smtp_server: SmtpServer, **env: str) -> LiveService:
+    service = LiveService(tmp_path / "var", built_site(), smtp_server.url, **env)
     service.start()
     return service
 
@@ -88,19 +79,19 @@ def _wait_until(condition: object, timeout: float = 20) -> None:
 
 @pytest.mark.slow
 def test_the_served_log_holds_no_token_query_or_recipient(tmp_path: Path,
-                                                          smtp: SmtpServer) -> None:
+                                                          smtp_server: SmtpServer) -> None:
     """Through `policy-site serve`: a GET carrying form fields in its query, a confirmation
     link, a 500 on that link (the database locked) and a refused recipient leave none of
     the tokens, typed values or addresses in the log."""
-    smtp.reject("refused.person@example.lv", 550)
-    service = _service(tmp_path, smtp, POLICY_LOG_FORMAT="json")
+    smtp_server.reject("refused.person@example.lv", 550)
+    service = _service(tmp_path, smtp_server, POLICY_LOG_FORMAT="json")
     try:
         with httpx.Client(base_url=service.base_url, timeout=30,
                           headers={"Origin": service.base_url}) as client:
             client.get("/en/request/?name=Anna+Secret&email=anna.secret%40example.lv"
                        "&csrf_token=csrfsecretvalue")
             reference, sent_page = submit(client, "person@example.lv")
-            link = _link_for(smtp, "person@example.lv")
+            link = _link_for(smtp_server, "person@example.lv")
             page = client.get(link)
             csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
             assert csrf
@@ -129,9 +120,9 @@ def test_the_served_log_holds_no_token_query_or_recipient(tmp_path: Path,
     assert any(json.loads(line)["level"] == "ERROR" for line in lines)
 
 
-def _link_for(smtp: SmtpServer, address: str) -> str:
-    _wait_until(lambda: any(address in m.recipients for m in smtp.messages))
-    mail = next(m for m in smtp.messages if address in m.recipients)
+def _link_for(smtp_server: SmtpServer, address: str) -> str:
+    _wait_until(lambda: any(address in m.recipients for m in smtp_server.messages))
+    mail = next(m for m in smtp_server.messages if address in m.recipients)
     part = mail.message.get_body(("plain",))
     assert part is not None
     found = re.search(r"https?://\S+(/request/verify/\S+)", str(part.get_content()))

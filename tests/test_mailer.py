@@ -168,16 +168,23 @@ def test_unusable_address_is_refused(settings: Settings, address: str) -> None:
                settings=settings)
 
 
+def send_by_smtp(url: str, outgoing: Outgoing) -> None:
+    """Hand one message to the SMTP server at `url` over a connection of its own."""
+
+    async def send() -> None:
+        mailer = SmtpMailer(url)
+        try:
+            await mailer.send(outgoing)
+        finally:
+            await mailer.close()
+
+    asyncio.run(send())
+
+
 def test_smtp_delivery(settings: Settings, smtp_server: SmtpServer) -> None:
     """SmtpMailer hands the message over with the envelope it was given."""
     out = render("verify", RECORD, message_id=mid("verify"), settings=settings)
-
-    async def send() -> None:
-        mailer = SmtpMailer(smtp_server.url)
-        await mailer.send(out)
-        await mailer.close()
-
-    asyncio.run(send())
+    send_by_smtp(smtp_server.url, out)
     [received] = smtp_server.messages
     assert received.sender == "privacy@pulkstenu-outlets.lv"
     assert received.recipients == ("janis@example.lv",)
@@ -381,13 +388,7 @@ def test_an_idn_domain_is_sent_as_punycode(settings: Settings, smtp_server: Smtp
     as anna@xn--pulkstei-eqb.lv, in the envelope and in To:."""
     out = render("verify", replace(RECORD, email="anna@pulksteņi.lv"), message_id=mid("verify"),
                  settings=settings)
-
-    async def send() -> None:
-        mailer = SmtpMailer(smtp_server.url)
-        await mailer.send(out)
-        await mailer.close()
-
-    asyncio.run(send())
+    send_by_smtp(smtp_server.url, out)
     [received] = smtp_server.messages
     assert received.recipients == ("anna@xn--pulkstei-eqb.lv",)
     assert received.message["To"] == "anna@xn--pulkstei-eqb.lv"
@@ -417,13 +418,6 @@ def test_every_address_the_form_accepts_reaches_the_smtp_server(
     valid = {"name": "Anna", "request_type": "access", "details": "Please."}
     accepted: list[str] = []
 
-    async def send(outgoing: Outgoing) -> None:
-        mailer = SmtpMailer(smtp_server.url)
-        try:
-            await mailer.send(outgoing)
-        finally:
-            await mailer.close()
-
     @hypothesis_settings(max_examples=300, deadline=None, database=None)
     @given(st.one_of(st.emails(), st.sampled_from(_TRICKY),
                      st.builds(lambda a, b: f"{a}@{b}.lv", st.text(max_size=12),
@@ -436,7 +430,7 @@ def test_every_address_the_form_accepts_reaches_the_smtp_server(
             return
         out = render("verify", replace(RECORD, email=form.email.data), message_id=mid("verify"),
                      settings=settings)
-        asyncio.run(send(out))
+        send_by_smtp(smtp_server.url, out)
         accepted.append(typed)
 
     check()

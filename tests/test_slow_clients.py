@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx2 as httpx
@@ -14,14 +13,6 @@ from smtp_server import SmtpServer
 from web_support import built_site
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer()
-    server.start()
-    yield server
-    server.stop()
 
 
 def _connect(port: int, data: bytes) -> socket.socket:
@@ -56,10 +47,10 @@ def partial_body(port: int) -> bytes:
 
 
 def test_a_client_too_slow_with_its_headers_or_body_is_cut(tmp_path: Path,
-                                                            smtp: SmtpServer) -> None:
+                                                            smtp_server: SmtpServer) -> None:
     """Headers must be complete within POLICY_HEADER_TIMEOUT_SECONDS and the body within
     POLICY_BODY_TIMEOUT_SECONDS, however the bytes trickle in; a cut is one log line."""
-    service = LiveService(tmp_path / "var", built_site(), smtp.url,
+    service = LiveService(tmp_path / "var", built_site(), smtp_server.url,
                           POLICY_HEADER_TIMEOUT_SECONDS="1", POLICY_BODY_TIMEOUT_SECONDS="2")
     service.start()
     port = int(service.base_url.rsplit(":", 1)[1])
@@ -90,9 +81,9 @@ def test_a_client_too_slow_with_its_headers_or_body_is_cut(tmp_path: Path,
 
 
 def test_a_client_that_disconnects_mid_body_is_one_short_line(tmp_path: Path,
-                                                               smtp: SmtpServer) -> None:
+                                                               smtp_server: SmtpServer) -> None:
     """A client gone in the middle of its upload is one short log line, not a traceback."""
-    service = LiveService(tmp_path / "var", built_site(), smtp.url)
+    service = LiveService(tmp_path / "var", built_site(), smtp_server.url)
     service.start()
     port = int(service.base_url.rsplit(":", 1)[1])
     try:
@@ -109,11 +100,11 @@ def test_a_client_that_disconnects_mid_body_is_one_short_line(tmp_path: Path,
 
 
 def test_stalled_connections_do_not_hold_back_customers_or_their_e_mail(
-    tmp_path: Path, smtp: SmtpServer
+    tmp_path: Path, smtp_server: SmtpServer
 ) -> None:
     """With 150 connections stalled (half in their headers, half in their bodies), a
     customer's form is answered and its verification e-mail leaves within 2 seconds."""
-    service = LiveService(tmp_path / "var", built_site(), smtp.url,
+    service = LiveService(tmp_path / "var", built_site(), smtp_server.url,
                           POLICY_HEADER_TIMEOUT_SECONDS="60", POLICY_BODY_TIMEOUT_SECONDS="60")
     service.start()
     port = int(service.base_url.rsplit(":", 1)[1])
@@ -125,7 +116,7 @@ def test_stalled_connections_do_not_hold_back_customers_or_their_e_mail(
             began = time.monotonic()
             submit(client, "customer@example.lv")
             answered = time.monotonic() - began
-            while not any("customer@example.lv" in m.recipients for m in smtp.messages):
+            while not any("customer@example.lv" in m.recipients for m in smtp_server.messages):
                 assert time.monotonic() - began < 2.0, "the verification e-mail was held back"
                 time.sleep(0.02)
         assert answered < 2.0

@@ -134,6 +134,33 @@ def test_a_dead_workers_lease_is_taken_over(store: Store, smtp_settings: Setting
     assert (state.status, state.attempts) == ("sent", 2)
 
 
+class SlowClock(Clock):
+    """Each look at the clock finds a minute gone: a batch slower than its lease."""
+
+    def __call__(self) -> dt.datetime:
+        now = self.now
+        self.advance(minutes=1)
+        return now
+
+
+def test_a_batch_slower_than_its_lease_leaves_the_rest_to_the_next_claim(
+    store: Store, smtp_settings: Settings, smtp_server: SmtpServer
+) -> None:
+    """A worker stops sending its batch once half its lease is gone, so that a message
+    taken over when the lease runs out is not sent by both: every message goes once."""
+    for i in range(4):
+        store.create_request(new_request(email=f"slow{i}@example.lv"))
+    lease = dt.timedelta(minutes=5)
+    slow = Worker(store, smtp_settings, owner="slow", lease=lease, clock=SlowClock(T0))
+    assert asyncio.run(slow.run_once()) == 4
+    sent_by_slow = len(smtp_server.messages)
+    assert 1 <= sent_by_slow < 4
+    other = Worker(store, smtp_settings, owner="other", lease=lease, clock=Clock(T0 + 2 * lease))
+    assert drain(other) == 4 - sent_by_slow
+    counts = Counter(smtp_server.message_ids())
+    assert len(counts) == 4 and set(counts.values()) == {1}
+
+
 @pytest.mark.slow
 def test_four_workers_send_each_of_1000_messages_once(database_url: str, smtp_settings: Settings,
                                                       smtp_server: SmtpServer) -> None:

@@ -1,4 +1,4 @@
-"""The pages of the rights request: the form, its confirmation, the e-mail link, /healthz.
+"""The pages of the rights request: the form, its confirmation, the e-mail link.
 
 Flow (DESIGN, "The rights request"): GET shows the form with a signed form
 token; POST checks origin, rate limit, CSRF, honeypot, form token and fields,
@@ -16,7 +16,7 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 from wtforms import Form
 
 from form_service.customer.formdata import read_form
@@ -417,15 +417,6 @@ async def verify_decision(request: Request) -> Response:
                 raise LinkExpired(lang=lang)
     # Post/redirect/get: the page at the link now says what became of the request.
     return RedirectResponse(request.url.path, status_code=303, headers=NO_STORE)
-
-
-async def healthz(request: Request) -> Response:
-    try:
-        ok = bool(await run_in_threadpool(request.state.store.ping))
-    except Exception:
-        ok = False
-    return PlainTextResponse("ok\n" if ok else "database unavailable\n",
-                             status_code=200 if ok else 503, headers=NO_STORE)
 
 
 async def slash_redirect(request: Request) -> Response:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import mailbox
+import os
 import re
 from dataclasses import dataclass, field
 from email.generator import BytesGenerator
@@ -173,6 +174,16 @@ class SmtpMailer:
             smtp.close()
 
 
+class _PrivateMaildir(mailbox.Maildir):
+    """A Maildir whose messages are 0600 (the folders already are 0700): they hold
+    customers' names, addresses and words, whatever the process's umask."""
+
+    def _create_tmp(self):  # type: ignore[no-untyped-def]
+        file = super()._create_tmp()
+        os.fchmod(file.fileno(), 0o600)
+        return file
+
+
 class MaildirMailer:
     """Delivery into a local Maildir (the embedded default: read it with any mail client)."""
 
@@ -188,9 +199,9 @@ class MaildirMailer:
         )
         data = envelope.encode("utf-8") + flatten(outgoing, linesep="\n")
         try:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
+            self._path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             # Maildir writes into tmp/ and renames into new/: a reader never sees half a message.
-            mailbox.Maildir(self._path, create=True).add(data)
+            _PrivateMaildir(self._path, create=True).add(data)
         except OSError as exc:
             raise TemporaryFailure(f"{self._path}: {exc}") from None
 

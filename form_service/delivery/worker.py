@@ -37,6 +37,8 @@ from form_service.web.activity import Activity
 
 log = logging.getLogger(__name__)
 WEBHOOK, VERIFY = "webhook", "verify"
+# The share of a lease within which a batch may start sending a message (run_once).
+LEASE_USE = 0.5
 
 
 def _utcnow() -> dt.datetime:
@@ -170,15 +172,20 @@ class Worker:
         unless the round is `urgent`: a customer arriving mid-batch is not kept
         waiting for the rest of it.
         """
+        claimed_at = self._clock()
         deliveries = await asyncio.to_thread(
             self._store.claim_messages,
             self.owner,
             limit=self._batch_size,
-            now=self._clock(),
+            now=claimed_at,
             lease=self._lease,
         )
         if not deliveries:
             return 0
+        # Past half the lease, the rest of the batch is left alone: once the lease runs
+        # out another worker sends it, and a message we sent then would go twice. Giving
+        # way to customers can make a batch slower than a short lease.
+        send_until = claimed_at + self._lease * LEASE_USE
         outage: DeliveryError | None = None
         # Messages already sent in this batch, gathered into another verification e-mail.
         done: set[int] = set()
@@ -188,6 +195,10 @@ class Worker:
                     continue
                 if n and stop is not None and not urgent:
                     await self._give_way(stop)
+                if n and self._clock() >= send_until:
+                    log.info("worker %s: leaving %d messages of a slow batch to the next round",
+                             self.owner, len(deliveries) - n)
+                    break
                 if delivery.kind == WEBHOOK:
                     await self._settle(delivery, await self._call_webhook(delivery))
                     continue

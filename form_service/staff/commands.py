@@ -8,6 +8,7 @@
     export    the register of requests, as CSV or JSON
     retry     put the messages that failed delivery back in the queue
     verify-log  walk the history's hash chain and name the first broken link
+    backup    a consistent copy of the SQLite database, while the service runs
 
 Every change goes through the store, which writes the append-only event and
 the customer's e-mail (an outbox row) in one transaction; the delivery worker
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import errno
 import os
 import sys
 from collections.abc import Callable
@@ -41,6 +43,7 @@ from form_service.records import (
     StoreError,
 )
 from form_service.settings import Settings, SettingsError, load_settings
+from form_service.staff.backup import BackupError, backup
 from form_service.staff.register import UNSAFE as _UNSAFE
 from form_service.staff.register import register_entries, register_text
 from form_service.store import Store
@@ -120,6 +123,12 @@ def add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     q.add_argument("--reason", required=True, metavar="TEXT",
                    help="what was done, or why not; the customer is sent it")
 
+    q = add("backup", _backup, "Copy the SQLite database to FILE, consistent while the "
+            "service runs (for PostgreSQL use pg_dump).")
+    q.add_argument("file", type=Path, metavar="FILE",
+                   help="a new file (never overwritten), readable by its owner only")
+    q.set_defaults(uses_store=False)
+
     q = add("export", _export, "Write the register of requests (every field) as CSV or JSON.")
     q.add_argument("--format", choices=("csv", "json"), default="csv", help="default: csv")
     q.add_argument("--output", type=Path, metavar="FILE",
@@ -149,12 +158,18 @@ def run(args: argparse.Namespace) -> int:
 
     if args.action is None:
         return _fail(None, "name an action: list, show, overdue, extend, close, export, "
-                           "retry or verify-log (see --help)")
+                           "backup, retry or verify-log (see --help)")
     try:
         settings = load_settings(root=args.root)
+        if not getattr(args, "uses_store", True):
+            # backup: the database as it is, neither opened through the store nor migrated
+            # (a backup taken before an upgrade must be of the old schema).
+            return int(args.action_func(None, args, settings))
         context = _Context(settings, dt.datetime.now(dt.UTC))
         store = Store.from_settings(settings)
     except (SettingsError, FactsError) as exc:
+        return _fail(args.action, str(exc))
+    except BackupError as exc:
         return _fail(args.action, str(exc))
     try:
         store.migrate()
@@ -321,8 +336,18 @@ def _export(store: Store, args: argparse.Namespace, ctx: _Context) -> int:
     if args.output is None:
         sys.stdout.write(text)
         return 0
-    # The register holds personal data: readable by its owner only (GDPR Art. 32).
-    fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # The register holds personal data: readable by its owner only (GDPR Art. 32),
+    # and never written through a symbolic link, which may lead to anyone's file.
+    refusal = (f"{args.output} is a symbolic link; the register is written only to a "
+               "file named directly")
+    if args.output.is_symlink():
+        raise ValueError(refusal)
+    try:
+        fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # made a link between the check and the open
+            raise ValueError(refusal) from None
+        raise
     os.fchmod(fd, 0o600)  # also when the file was already there, with wider rights
     with open(fd, "w", encoding="utf-8", newline="") as out:
         out.write(text)
@@ -338,6 +363,12 @@ def _retry(store: Store, args: argparse.Namespace, ctx: _Context) -> int:
     else:
         print(f"{_count(count, 'message')}{where} back in the queue; `policy-site serve` "
               "sends them with the same Message-ID.")
+    return 0
+
+
+def _backup(_store: Any, args: argparse.Namespace, settings: Settings) -> int:
+    made = backup(settings.database_url, args.file)
+    print(f"Backed up {_count(made.requests, 'request')} ({made.size} bytes) to {made.path}.")
     return 0
 
 

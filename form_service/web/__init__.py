@@ -1,1 +1,1 @@
-"""Web plumbing shared by every page: security, errors, rendering, limits, logging."""
+"""Web plumbing shared by every page: security, errors, rendering, limits, logging, health."""

@@ -53,7 +53,7 @@ def _is_inline_code(attrs: str) -> bool:
     return not _SRC.search(attrs) and (kind is None or kind[1].lower() in _SCRIPT_TYPES)
 
 
-def _script_hashes(site_dir: Path) -> tuple[str, ...]:
+def script_hashes(site_dir: Path) -> tuple[str, ...]:
     hashes: set[str] = set()
     for page in site_dir.rglob("*.html"):
         for match in _INLINE_SCRIPT.finditer(page.read_text(encoding="utf-8")):
@@ -93,6 +93,6 @@ def load_site_look(root: Path, site_dir: Path) -> SiteLook:
     return SiteLook(
         stylesheets=stylesheets,
         body_attributes=_body_attributes(site_dir),
-        script_hashes=_script_hashes(site_dir),
+        script_hashes=script_hashes(site_dir),
         site_names=_site_names(root),
     )
