@@ -221,3 +221,11 @@ def test_bidi_and_c1_controls_are_neutralised_in_details() -> None:
     form = _form(details="Pay \u202eDCBA\u202c to \u009bus\u2028now")
     assert form.validate()
     assert form.details.data == "Pay DCBA to us\nnow"
+
+
+def test_whitespace_like_controls_are_neutralised_where_no_reason_is_needed() -> None:
+    """Python counts U+001C-U+001F and U+0085 as whitespace: details of only those, on a
+    request that needs no reason, are kept without them (found by the fuzz test)."""
+    form = _form(request_type="unsubscribe", details="\x1f \x85\x1c")
+    assert form.validate()
+    assert form.details.data == " "

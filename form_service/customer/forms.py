@@ -76,9 +76,11 @@ def _details_required(no_reason_needed: frozenset[str], message: str
         if field.data and field.data.strip():
             return
         if form.request_type.data in no_reason_needed:
-            if field.data is None:  # the field was not sent at all
-                field.data = ""
-            raise StopValidation()  # otherwise stored as sent, even if only whitespace
+            # Not sent at all: empty. Otherwise stored as sent, even if only whitespace,
+            # but without the controls Python counts as whitespace (U+001C-U+001F,
+            # U+0085), which the other checks never see on this path.
+            field.data = plain_text(field.data or "")
+            raise StopValidation()
         raise StopValidation(message)
 
     return check
