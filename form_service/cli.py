@@ -264,9 +264,11 @@ def _parser() -> argparse.ArgumentParser:
     add("secret", cmd_secret,
         "Print a fresh random key for POLICY_SECRET_KEY (256 bits; keep it secret).")
 
+    from form_service.staff import member_commands
     from form_service.staff.commands import add_command
 
     add_command(sub)
+    member_commands.add_command(sub)
     return parser
 
 

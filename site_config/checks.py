@@ -144,9 +144,18 @@ def _check_texts_catalogue(site: Site) -> list[Problem]:
 
 def _texts_or_empty(site: Site, lang: str) -> dict[str, Any]:
     try:
-        return load_ui_texts(site.root, lang)
+        # Read afresh, not from the cache: the editor has just changed these files.
+        return load_ui_texts.__wrapped__(site.root, lang)  # type: ignore[attr-defined,no-any-return]
     except FactsError:
         return {}  # no file at all in this language: each text is named as missing
+
+
+_CATEGORIES = frozenset({"zero", "one", "two", "few", "many", "other"})
+
+
+def _is_plural(value: dict[str, Any]) -> bool:
+    """{one: ..., other: ...}: a text in a form per CLDR plural category."""
+    return bool(value) and set(value) <= _CATEGORIES
 
 
 def _same_area(path: Path, lang: str) -> Path:
@@ -162,6 +171,15 @@ def _check_table(site: Site, texts: dict[str, dict[str, Any]], lang: str, key: s
     mine = texts[lang].get(key)
     if not isinstance(mine, dict):
         return []
+    needed = integer_plural_categories(lang)
+    if _is_plural(mine):
+        # A text with a number in it ({n} days late): one form per category of this language.
+        missing = needed - set(mine)
+        if not missing:
+            return []
+        return [Problem(path, None, "check_plural_missing",
+                        {**params, "key": key, "categories": ", ".join(sorted(missing)),
+                         "needed": ", ".join(sorted(needed))})]
     entries: dict[str, Any] = {}
     for other in site.language_codes:
         table = texts[other].get(key)
@@ -169,7 +187,6 @@ def _check_table(site: Site, texts: dict[str, dict[str, Any]], lang: str, key: s
             for entry, value in table.items():
                 entries.setdefault(entry, value)
     problems = []
-    needed = integer_plural_categories(lang)
     for entry, sample in entries.items():
         label = f"{key}: {entry}"
         if entry not in mine:

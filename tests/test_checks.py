@@ -206,12 +206,14 @@ def test_a_fourth_half_translated_language_is_listed_text_by_text(tmp_path: Path
     problems = run_checks(site, TODAY)
     missing = sorted((p.params["key"], p.path.name) for p in problems
                      if p.key == "check_text_missing")
-    email_en = yaml.safe_load((texts / "email.en.yml").read_text("utf-8"))
+    untranslated = [  # the areas with no German file at all: every text of each
+        (key, f"{path.name.split('.')[0]}.de.yml")
+        for path in sorted(texts.glob("*.en.yml"))
+        if path.name not in ("site.en.yml", "form.en.yml")
+        for key in yaml.safe_load(path.read_text("utf-8"))]
+    assert missing == sorted([(key, "site.de.yml") for key in site_en if key not in kept]
+                             + untranslated)
     audit_en = yaml.safe_load((texts / "audit.en.yml").read_text("utf-8"))
-    assert missing == sorted(
-        [(key, "site.de.yml") for key in site_en if key not in kept]
-        + [(key, "email.de.yml") for key in email_en]
-        + [(key, "audit.de.yml") for key in audit_en])
     plurals = [(p.params["key"], p.params["categories"]) for p in problems
                if p.key == "check_plural_missing"]
     assert plurals == [(f"form_wtforms: {plural}", "one, other")]
@@ -226,3 +228,14 @@ def test_a_fourth_half_translated_language_is_listed_text_by_text(tmp_path: Path
     assert {p.key for p in problems} == {
         "check_text_missing", "check_plural_missing", "check_right_label_missing",
         "check_authority_name_missing", "check_translation_not_sealed"}
+
+
+def test_a_text_with_a_number_needs_every_form_of_its_language(two_versions: Site) -> None:
+    """A text like "{n} requests" with no Russian "few" form is named, with the forms
+    Russian numbers take (CLDR: 2 запроса, 5 запросов)."""
+    path = two_versions.config_dir / "texts" / "console.ru.yml"
+    edit(path, '  few: "{n} запроса."\n', "")
+    problems = [p for p in run_checks(two_versions, TODAY) if p.key == "check_plural_missing"]
+    assert [(p.params["key"], p.params["categories"], p.params["needed"], p.path.name)
+            for p in problems] == [("console_count", "few", "few, many, one, other",
+                                    "console.ru.yml")]

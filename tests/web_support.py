@@ -181,8 +181,13 @@ def stored_request(settings: Settings, reference: str) -> Mapping[str, Any] | No
 
 
 @contextmanager
-def served(settings: Settings, **app_options: Any) -> Iterator[str]:
-    """The app under a real uvicorn in a thread, for the browser; yields its base URL."""
+def served(settings: Settings, *, host_name: str = "127.0.0.1",
+           **app_options: Any) -> Iterator[str]:
+    """The app under a real uvicorn in a thread, for the browser; yields its base URL.
+
+    `host_name`: how the browser names the server ("localhost" for passkeys: WebAuthn
+    refuses an IP address as the relying party's id).
+    """
     import datetime as dt
     import socket
     import threading
@@ -197,7 +202,7 @@ def served(settings: Settings, **app_options: Any) -> Iterator[str]:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     # The Origin check compares with the base URL exactly: it is where the browser goes.
-    settings = replace(settings, base_url=f"http://127.0.0.1:{port}")
+    settings = replace(settings, base_url=f"http://{host_name}:{port}")
     config = uvicorn.Config(create_app(settings, **app_options), host="127.0.0.1", port=port,
                             log_level="warning", proxy_headers=False)
     server = uvicorn.Server(config)
@@ -207,7 +212,7 @@ def served(settings: Settings, **app_options: Any) -> Iterator[str]:
         while not server.started:
             assert thread.is_alive(), "uvicorn did not start"
             time.sleep(0.02)
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://{host_name}:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)
