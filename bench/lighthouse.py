@@ -70,9 +70,12 @@ def make_project(dest: Path, site_url: str) -> Path:
     facts.write_text(text, encoding="utf-8")
     edits = {
         "1.1": {"lv": ("Pasta serveriem.", "Pasta serveriem un kurjeriem.", "Pievienoti kurjeri."),
-                "en": ("Mail servers.", "Mail servers and couriers.", "Couriers added.")},
+                "en": ("Mail servers.", "Mail servers and couriers.", "Couriers added."),
+                "ru": ("Почтовым серверам.", "Почтовым серверам и курьерам.",
+                       "Добавлены курьеры.")},
         "1.2": {"lv": ("kurjeriem.", "kurjeriem un grāmatvedim.", "Pievienots grāmatvedis."),
-                "en": ("couriers.", "couriers and the accountant.", "The accountant added.")},
+                "en": ("couriers.", "couriers and the accountant.", "The accountant added."),
+                "ru": ("курьерам.", "курьерам и бухгалтеру.", "Добавлен бухгалтер.")},
     }
     days = {"1.1": TODAY - dt.timedelta(days=1), "1.2": TODAY + dt.timedelta(days=30)}
     for version, changes in edits.items():
@@ -80,6 +83,8 @@ def make_project(dest: Path, site_url: str) -> Path:
         site = load_site(dest)
         new_version(site, version, days[version])
         for lang, (old, new, summary) in changes.items():
+            if lang not in site.language_codes:
+                continue
             index = site.content_dir / lang / "index.md"
             text = index.read_text(encoding="utf-8")
             text = text.replace(old, new, 1).replace(

@@ -83,6 +83,10 @@ def _routes(web: WebContext, serve_site: bool) -> list[BaseRoute]:
             *_route(f"{prefix}request", views.slash_redirect, ["GET", "HEAD"]),
             *_route(f"{prefix}request/sent/{{token}}", views.sent_page, ["GET", "HEAD"]),
         ]
+    if web.settings.staff_console:
+        from form_service.staff import console
+
+        routes += console.routes(_route)
     if serve_site:
         # Last: everything that is not the service is the static policy site.
         routes.append(Mount("/", SiteFiles(directory=web.settings.site_dir, html=True)))
@@ -161,6 +165,10 @@ def create_app(
     app.router.redirect_slashes = False
     app.state.web = web
     app.state.pages = pages
+    if settings.staff_console:
+        from form_service.staff.console import Console
+
+        app.state.console = Console(web)
     return app
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -134,17 +135,35 @@ class OutboxMessage(Base):
 
 
 class RequestEvent(Base):
-    """Append-only history of a request (a trigger refuses updates)."""
+    """Append-only history (a trigger refuses updates), hash-chained (chain.py).
+
+    Most events belong to a request; a few belong to the register as a whole
+    (an export, a search, the purge's checkpoint) and have no request_id.
+    """
 
     __tablename__ = "request_events"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    request_id: Mapped[int] = mapped_column(
+    request_id: Mapped[int | None] = mapped_column(
         ForeignKey("requests.id", ondelete="CASCADE"), index=True
     )
     kind: Mapped[str] = mapped_column(String(40))
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # SHA-256 of the previous event's hash and this event's content (chain.py).
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    hash: Mapped[str | None] = mapped_column(String(64))
+
+
+class EventChain(Base):
+    """One row: the hash of the newest event. Updated in every event's transaction, so
+    concurrent writers queue on its row lock and the chain stays a line (PostgreSQL);
+    SQLite has one writer anyway."""
+
+    __tablename__ = "event_chain"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    head: Mapped[str] = mapped_column(String(64))
 
 
 class VerifyMail(Base):
@@ -171,3 +190,80 @@ class EventCount(Base):
     kind: Mapped[str] = mapped_column(String(40), primary_key=True)
     day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
     count: Mapped[int] = mapped_column(Integer)
+
+
+# -- the staff console (staff/members.py) -------------------------------------
+
+
+class StaffMember(Base):
+    """Someone who may sign in to the console, with a passkey (no passwords exist)."""
+
+    __tablename__ = "staff_members"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(Text)
+    language: Mapped[str] = mapped_column(String(8))
+    # WebAuthn user handle: random, never the address (WebAuthn L2 §14.6.1).
+    user_handle: Mapped[str] = mapped_column(String(100), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class StaffCredential(Base):
+    """A passkey: the public key the authenticator made for this site, and its counter."""
+
+    __tablename__ = "staff_credentials"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    member_id: Mapped[int] = mapped_column(
+        ForeignKey("staff_members.id", ondelete="CASCADE"), index=True
+    )
+    credential_id: Mapped[str] = mapped_column(String(1400), unique=True)  # base64url
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)
+    sign_count: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class StaffInvite(Base):
+    """A one-time enrolment link; only its SHA-256 is kept, so the table gives no link away."""
+
+    __tablename__ = "staff_invites"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    member_id: Mapped[int] = mapped_column(
+        ForeignKey("staff_members.id", ondelete="CASCADE"), index=True
+    )
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class StaffSession(Base):
+    """A signed-in browser. Server-side, so removing a member or signing out ends it at once."""
+
+    __tablename__ = "staff_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    member_id: Mapped[int] = mapped_column(
+        ForeignKey("staff_members.id", ondelete="CASCADE"), index=True
+    )
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class StaffChallenge(Base):
+    """A WebAuthn challenge handed out and not yet answered: each is used once."""
+
+    __tablename__ = "staff_challenges"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    challenge_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    purpose: Mapped[str] = mapped_column(String(20))
+    member_id: Mapped[int | None] = mapped_column(
+        ForeignKey("staff_members.id", ondelete="CASCADE")
+    )
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

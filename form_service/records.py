@@ -87,6 +87,22 @@ class RequestRecord(NewRequest):
         return self.is_open and self.due_at < today
 
 
+def extension_refusal(record: RequestRecord, months: int, today: dt.date) -> str | None:
+    """Why GDPR Art. 12(3) does not allow extending `record` by `months` today, or None.
+
+    "not_open": only a confirmed, unanswered request has a period to extend;
+    "first_month_over": the customer must be told within the first month;
+    "too_many": at most two further months in total.
+    """
+    if not record.is_open:
+        return "not_open"
+    if today > record.first_month_due:
+        return "first_month_over"
+    if record.extended_months + months > MAX_EXTENSION_MONTHS:
+        return "too_many"
+    return None
+
+
 @dataclass(frozen=True)
 class Event:
     kind: str

@@ -7,11 +7,13 @@ POLICY_BASE_URL) must set POLICY_SECRET_KEY.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from site_config.project import find_project
 
@@ -48,10 +50,17 @@ class Settings:
     header_timeout_seconds: float = 10.0
     body_timeout_seconds: float = 30.0
     log_format: str = "text"
+    # The staff console (form_service/staff/console.py) at /staff/: off unless asked for.
+    staff_console: bool = False
 
     @property
     def https(self) -> bool:
         return self.base_url.startswith("https://")
+
+    @property
+    def host(self) -> str:
+        """POLICY_BASE_URL's host name: the passkeys' relying-party id (WebAuthn §5.1.4.1)."""
+        return urlsplit(self.base_url).hostname or ""
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -122,6 +131,9 @@ def load_settings(env: Mapping[str, str] | None = None, root: Path | None = None
             f"POLICY_SECRET_KEY is too weak: it must carry at least {MIN_SECRET_BITS} bits "
             "(e.g. 43 random base64url characters); `policy-site secret` prints a fresh one."
         )
+    staff_console = _switch(env, "POLICY_STAFF_CONSOLE", default=False)
+    if staff_console:
+        _check_console_origin(base_url)
     raw_proxies = env.get("POLICY_TRUSTED_PROXIES", "").split(",")
     proxies = tuple(p.strip() for p in raw_proxies if p.strip())
     return Settings(
@@ -152,7 +164,25 @@ def load_settings(env: Mapping[str, str] | None = None, root: Path | None = None
         header_timeout_seconds=_seconds(env, "POLICY_HEADER_TIMEOUT_SECONDS", 10.0),
         body_timeout_seconds=_seconds(env, "POLICY_BODY_TIMEOUT_SECONDS", 30.0),
         log_format=_choice(env, "POLICY_LOG_FORMAT", ("text", "json")),
+        staff_console=staff_console,
     )
+
+
+def _check_console_origin(base_url: str) -> None:
+    """Passkeys work only in a secure context and for a domain name (WebAuthn §5.1.3,
+    §5.1.4.1): https, or http://localhost for development and tests; never an IP address."""
+    host = urlsplit(base_url).hostname or ""
+    try:
+        ipaddress.ip_address(host)
+        is_ip = True
+    except ValueError:
+        is_ip = False
+    local = base_url.startswith("http://") and (host == "localhost" or host.endswith(".localhost"))
+    if is_ip or not (base_url.startswith("https://") or local):
+        raise SettingsError(
+            f"POLICY_STAFF_CONSOLE=on needs POLICY_BASE_URL on https with a host name "
+            f"(or http://localhost for development), not {base_url!r}: passkeys work "
+            "only there.")
 
 
 def _switch(env: Mapping[str, str], name: str, *, default: bool) -> bool:

@@ -16,16 +16,24 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from form_service import db, outbox
+from form_service import chain, db, outbox
+from form_service.acting import current_actor
 from form_service.addresses import AddressError, mailbox_key
 from form_service.deadlines import RIGA, due_date
-from form_service.models import EventCount, OutboxMessage, Request, RequestEvent, VerifyMail
+from form_service.models import (
+    EventChain,
+    EventCount,
+    OutboxMessage,
+    Request,
+    RequestEvent,
+    VerifyMail,
+)
 from form_service.outbox import Delivery, MessageState
 from form_service.records import (
     CLOSED,
@@ -43,6 +51,7 @@ from form_service.records import (
     RequestRecord,
     StoreError,
     UnknownRequest,
+    extension_refusal,
 )
 from form_service.references import new_reference, normalise_reference
 from site_config.facts import load_site
@@ -145,6 +154,16 @@ class Store:
     def _write(self) -> Iterator[Session]:
         with self._write_lock, self._writes.begin() as session:
             yield session
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A read transaction, for modules that keep tables of their own (staff/members.py)."""
+        with self._reads.begin() as session:
+            yield session
+
+    def writing(self) -> contextlib.AbstractContextManager[Session]:
+        """A write transaction (queued like the store's own writes on SQLite)."""
+        return self._write()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Store:
@@ -405,15 +424,15 @@ class Store:
         with self._write() as session:
             row = self._for_update(session, reference)
             _require_open(row)
-            today = at.astimezone(RIGA).date()
-            if today > row.original_due_at:
+            refusal = extension_refusal(to_record(row), months, at.astimezone(RIGA).date())
+            if refusal == "first_month_over":
                 raise NotAllowed(
                     f"{row.reference} can no longer be extended: its first month ended on "
                     f"{row.original_due_at.isoformat()}, and GDPR Art. 12(3) requires the "
                     "customer to be told of an extension within the first month"
                 )
             total = row.extended_months + months
-            if total > MAX_EXTENSION_MONTHS:
+            if refusal == "too_many":
                 raise NotAllowed(
                     f"{row.reference} is already extended by {row.extended_months} month(s); "
                     f"GDPR Art. 12(3) allows at most {MAX_EXTENSION_MONTHS} further months "
@@ -482,6 +501,92 @@ class Store:
             raise UnknownRequest(reference)
         return row
 
+    def record_view(self, reference: str, at: dt.datetime) -> RequestRecord:
+        """The request, and an event saying who (the current actor) was shown its data.
+
+        GDPR Art. 5(2): the controller can show who saw a requester's personal data.
+        """
+        _aware("at", at)
+        with self._write() as session:
+            row = self._for_update(session, reference)
+            _event(session, row, "viewed", at, None)
+            return to_record(row)
+
+    def add_note(self, reference: str, text: str, at: dt.datetime) -> None:
+        """An internal note in the request's history: for staff only, never e-mailed."""
+        _aware("at", at)
+        text = _reason(text, "a note")
+        with self._write() as session:
+            row = self._for_update(session, reference)
+            _event(session, row, "note", at, {"text": text})
+
+    def register_event(self, kind: str, at: dt.datetime, detail: dict[str, Any]) -> None:
+        """An event about the register as a whole (an export, a search), in the chain."""
+        _aware("at", at)
+        with self._write() as session:
+            _event(session, None, kind, at, detail)
+
+    def register_events(self, limit: int = 50) -> list[Event]:
+        """The newest events of the register as a whole, newest first."""
+        with self._reads.begin() as session:
+            rows = session.scalars(
+                select(RequestEvent).where(RequestEvent.request_id.is_(None))
+                .order_by(RequestEvent.id.desc()).limit(limit)
+            )
+            return [Event(r.kind, r.at, r.detail) for r in rows]
+
+    def retry_failed(self, reference: str | None, at: dt.datetime) -> int:
+        """Put the failed messages of one request (all requests: None) back in the queue.
+
+        Each keeps its Message-ID, so a receiver that did get it after all can drop
+        the repeat; each is recorded as an event. Returns how many were queued.
+        """
+        _aware("at", at)
+        with self._write() as session:
+            query = (select(OutboxMessage).where(OutboxMessage.status == outbox.FAILED)
+                     .order_by(OutboxMessage.id).with_for_update())
+            if reference is not None:
+                row = self._for_update(session, reference)
+                query = query.where(OutboxMessage.request_id == row.id)
+            messages = session.scalars(query).all()
+            for message in messages:
+                message.status = outbox.PENDING
+                message.attempts = 0
+                message.next_attempt_at = at
+                message.lease_owner = message.lease_until = None
+                _event(session, message, _delivery_event(message, "retried"), at,
+                       {"kind": message.kind, "message_id": message.message_id})
+            return len(messages)
+
+    def verify_log(self) -> tuple[chain.Verdict, str | None]:
+        """Walk the whole history's hash chain (chain.py); the verdict, and the reference
+        of the request whose event breaks it (None: the register's own, or none broken)."""
+        with self._engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                # One snapshot for head and events, while the service goes on writing.
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with Session(bind=conn) as session, session.begin():
+                head = session.scalar(select(EventChain.head).where(EventChain.id == 1))
+                bridges: dict[str, str] = {}
+                for link in _links(session, RequestEvent.kind == chain.CHECKPOINT):
+                    bridges.update(chain.bridges_of(link))
+                rows = session.execute(
+                    select(RequestEvent.id, RequestEvent.request_id, RequestEvent.kind,
+                           RequestEvent.at, RequestEvent.detail, RequestEvent.prev_hash,
+                           RequestEvent.hash)
+                    .order_by(RequestEvent.id).execution_options(yield_per=1000)
+                )
+                try:
+                    verdict = chain.walk((chain.Link(*row) for row in rows), head, bridges)
+                finally:
+                    rows.close()  # the walk may stop early: close the server-side cursor
+                reference = None
+                if verdict.broken_at is not None and verdict.broken_at.request_id is not None:
+                    reference = session.scalar(
+                        select(Request.reference).where(
+                            Request.id == verdict.broken_at.request_id))
+                return verdict, reference
+
     def events(self, reference: str) -> list[Event]:
         with self._reads.begin() as session:
             rows = session.scalars(
@@ -521,14 +626,19 @@ class Store:
         (ON DELETE CASCADE); event_counts already holds their daily counts.
         """
         _aware("now", now)
+        unconfirmed = (Request.status.in_(UNCONFIRMED),
+                       Request.submitted_at < now - unverified_ttl)
+        old = (Request.status.not_in(UNCONFIRMED), Request.submitted_at < now - retention)
         with self._write() as session:
-            unverified = _delete_requests(
-                session, Request.status.in_(UNCONFIRMED),
-                Request.submitted_at < now - unverified_ttl,
-            )
-            expired = _delete_requests(
-                session, Request.status.not_in(UNCONFIRMED), Request.submitted_at < now - retention
-            )
+            # The history of what is deleted leaves gaps in the hash chain: record each
+            # (a checkpoint event), so that verify-log can tell the purge from tampering.
+            doomed = select(Request.id).where(or_(and_(*unconfirmed), and_(*old)))
+            removed = _links(session, RequestEvent.request_id.in_(doomed))
+            unverified = _delete_requests(session, *unconfirmed)
+            expired = _delete_requests(session, *old)
+            if removed:
+                _event(session, None, chain.CHECKPOINT, now, chain.checkpoint_detail(
+                    chain.bridges_over(removed), unverified + expired))
             # The cap looks one day back; older counts are of no use.
             session.execute(delete(VerifyMail).where(VerifyMail.at < now - 2 * VERIFY_MAIL_WINDOW))
             day = now.astimezone(RIGA).date()
@@ -763,17 +873,48 @@ def _delete_requests(session: Session, *conditions: Any) -> int:
 
 def _event(
     session: Session,
-    row: Request | OutboxMessage | _NewRow,
+    row: Request | OutboxMessage | _NewRow | None,
     kind: str,
     at: dt.datetime,
     detail: dict[str, Any] | None,
 ) -> None:
-    request_id = row.request_id if isinstance(row, OutboxMessage) else row.id
+    """Append one event, chained to the one before it (chain.py), in the caller's transaction.
+
+    Every event of the service is written here. `row` None: an event of the
+    register as a whole. The staff member (or OS user) acting, if any, is named
+    in the detail (acting.py; GDPR Art. 5(2)).
+    """
+    request_id = None if row is None else (
+        row.request_id if isinstance(row, OutboxMessage) else row.id)
+    actor = current_actor()
+    if actor is not None:
+        detail = {**(detail or {}), **actor.detail()}
+    at = at.astimezone(dt.UTC)
+    # The chain head's row lock is held until commit: concurrent writers (PostgreSQL)
+    # each link to the one committed before them. Taken after every other lock of the
+    # transaction (rows first, head last), so it cannot be part of a lock cycle.
+    head = session.execute(_HEAD_FOR_UPDATE).scalar_one()
+    digest = chain.link_hash(head, request_id, kind, at, detail)
     # A plain INSERT: events are only ever appended, never read back in the same
     # transaction, and the ORM's unit of work cost more than the row (bench/form_load.py).
     session.execute(insert(RequestEvent.__table__),
-                    {"request_id": request_id, "kind": kind, "at": at, "detail": detail})
+                    {"request_id": request_id, "kind": kind, "at": at, "detail": detail,
+                     "prev_hash": head, "hash": digest})
+    session.execute(_HEAD_UPDATE, {"head": digest})
     _count(session, kind, at.astimezone(RIGA).date(), 1)
+
+
+_HEAD_FOR_UPDATE = select(EventChain.head).where(EventChain.id == 1).with_for_update()
+_HEAD_UPDATE = update(EventChain).where(EventChain.id == 1).values(head=bindparam("head"))
+
+
+def _links(session: Session, *conditions: Any) -> list[chain.Link]:
+    rows = session.execute(
+        select(RequestEvent.id, RequestEvent.request_id, RequestEvent.kind, RequestEvent.at,
+               RequestEvent.detail, RequestEvent.prev_hash, RequestEvent.hash)
+        .where(*conditions).order_by(RequestEvent.id)
+    )
+    return [chain.Link(*row) for row in rows]
 
 
 def _count(session: Session, kind: str, day: dt.date, n: int) -> None:

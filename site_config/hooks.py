@@ -117,6 +117,9 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
     if not config.plugins["i18n"].building:
         load_site.cache_clear()
         load_ui_texts.cache_clear()
+        # One process may build several projects (the plugin's module is shared by all):
+        # nothing one build learnt may leak into the next.
+        _state.clear()
     # Each language gets its own 404 page (on_files); Material's would be Latvian only.
     config.theme.static_templates.discard("404.html")
     # The public address (site.yml) makes the sitemap, canonical links and hreflang
@@ -243,7 +246,10 @@ def _path_of(rel: str) -> str:
 
 
 def _title_and_description(state: _Build, page: Page) -> tuple[str, str]:
-    ui = state.ui
+    controller = state.site.controller_name
+    ui = {k: (v.replace("{controller}", controller) if isinstance(v, str) else v)
+          for k, v in state.ui.items() if k.startswith(("title_", "description_", "not_found_",
+                                                        "changes_title"))}
     kind, version_id = _kind(page, state.lang)
     if kind == "policy":
         text = state.current
@@ -297,7 +303,23 @@ def on_page_content(html_: str, *, page: Page, config: MkDocsConfig, files: File
     if text is None:
         return html_
     line = html.escape(state.ui["version_line"].format(version=text.id, date=state.date(text)))
-    return html_.replace("</h1>", f'</h1>\n<p class="policy-version">{line}</p>', 1)
+    after_title = f'<p class="policy-version">{line}</p>'
+    if state.lang != state.site.default_language:
+        # Every translation says which text binds, and links to it (the same page).
+        binding = state.site.default_language
+        after_title += (
+            f'\n<p class="policy-translation">{html.escape(state.ui["translation_notice"])} '
+            f'<a href="{html.escape(_binding_url(state, page))}" hreflang="{binding}">'
+            f'{html.escape(state.ui["translation_link"])}</a></p>'
+        )
+    return html_.replace("</h1>", f"</h1>\n{after_title}", 1)
+
+
+def _binding_url(state: _Build, page: Page) -> str:
+    """The same policy text in the binding language: its root or its archived version."""
+    kind, version_id = _kind(page, state.lang)
+    prefix = state.site.prefix(state.site.default_language)
+    return f"{prefix}versions/{version_id}/" if kind == "archive" else prefix
 
 
 def on_page_context(
@@ -341,7 +363,7 @@ def on_page_context(
         "service_marks": {"head": service_layout.HEAD, "content": service_layout.CONTENT},
         "history_url": f"{site.prefix(lang)}versions/",
         "feed_url": f"{site.prefix(lang)}feed.xml",
-        "feed_title": ui["feed_title"],
+        "feed_title": ui["feed_title"].format(controller=site.controller_name),
         "footer": {
             "controller": ui["footer_controller"].format(controller=site.controller_name),
             "email": site.controller_email,
@@ -356,7 +378,8 @@ def on_page_context(
         }
     if text is not None:
         policy["print"] = ui["print_line"].format(
-            version=text.id, date=state.date(text), sha256=text.sha256)
+            version=text.id, date=state.date(text), sha256=text.sha256,
+            controller=site.controller_name)
         if kind == "archive" and text.id != state.current.id:
             if text.effective > state.current.effective:
                 notice = ui["upcoming_notice"].format(
@@ -385,7 +408,8 @@ def on_page_context(
     if kind == "changes" and version_id:
         changed = state.version(version_id)
         policy["print"] = ui["print_line"].format(
-            version=changed.id, date=state.date(changed), sha256=changed.sha256)
+            version=changed.id, date=state.date(changed), sha256=changed.sha256,
+            controller=site.controller_name)
     policy["history_link_text"] = ui["history_link"]
     context["policy"] = policy
     return context

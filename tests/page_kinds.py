@@ -24,6 +24,8 @@ from form_service.settings import load_settings
 from form_service.tokens import make_token
 from site_config.build_site import build_site
 
+# The binding language and English (the project's third, Russian, is built and checked
+# for validity with the rest, but these browser audits take their time).
 PREFIXES = {"lv": "/", "en": "/en/"}
 KINDS = ("policy", "version list", "archived version", "upcoming version", "comparison",
          "form", "form with errors", "confirmation", "verification", "404")
@@ -55,10 +57,12 @@ def make_three_versions(root: Path, site_url: str | None = None) -> Path:
     release(root, "1.1", dt.date(2026, 11, 27), {
         "lv": ("Pasta serveriem.", "Pasta serveriem un kurjeriem.", "Pievienoti kurjeri."),
         "en": ("Mail servers.", "Mail servers and couriers.", "Couriers added."),
+        "ru": ("Почтовым серверам.", "Почтовым серверам и курьерам.", "Добавлены курьеры."),
     }, sealed_on=dt.date(2026, 11, 20))
     release(root, "1.2", dt.date(2026, 12, 31), {
         "lv": ("kurjeriem.", "kurjeriem un grāmatvedim.", "Pievienots grāmatvedis."),
         "en": ("couriers.", "couriers and the accountant.", "The accountant added."),
+        "ru": ("курьерам.", "курьерам и бухгалтеру.", "Добавлен бухгалтер."),
     }, sealed_on=dt.date(2026, 11, 27))
     site_of(root)  # the facts read afresh: not those of another project in this process
     build_site(root, root / "site", dt.date.fromisoformat(TODAY_ISO))

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
-from site_tree import copy_project, edit, release, site_of
+from site_tree import LANGUAGES, PREFIXES, copy_project, edit, per_language, release, site_of
 
 from site_config.build_site import BuildError, build_site
 
@@ -18,10 +18,11 @@ from site_config.build_site import BuildError, build_site
 def two_version_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A project with 1.0 in force and 1.1 taking effect on 2026-12-31, built on 2026-11-27."""
     root = copy_project(tmp_path_factory.mktemp("project"))
-    release(root, "1.1", dt.date(2026, 12, 31), {
+    release(root, "1.1", dt.date(2026, 12, 31), per_language({
         "lv": ("Pasta serveriem.", "Pasta serveriem un kurjeriem.", "Pievienoti kurjeri."),
         "en": ("Mail servers.", "Mail servers and couriers.", "Couriers added."),
-    }, sealed_on=dt.date(2026, 11, 27))
+        "ru": ("Почтовым серверам.", "Почтовым серверам и курьерам.", "Добавлены курьеры."),
+    }), sealed_on=dt.date(2026, 11, 27))
     build_site(root, root / "site", dt.date(2026, 11, 27))
     return root
 
@@ -37,15 +38,8 @@ def test_built_pages_are_exactly_these(two_version_site: Path) -> None:
         p.relative_to(two_version_site / "site").as_posix()
         for p in (two_version_site / "site").rglob("*.html")
     )
-    expected = [
+    per_language_pages = [
         "404.html",
-        "en/404.html",
-        "en/index.html",
-        "en/request/index.html",
-        "en/versions/1.0/index.html",
-        "en/versions/1.1/changes/index.html",
-        "en/versions/1.1/index.html",
-        "en/versions/index.html",
         "index.html",
         "request/index.html",
         "versions/1.0/index.html",
@@ -53,13 +47,17 @@ def test_built_pages_are_exactly_these(two_version_site: Path) -> None:
         "versions/1.1/index.html",
         "versions/index.html",
     ]
+    expected = sorted(PREFIXES[lang].lstrip("/") + p for lang in LANGUAGES
+                      for p in per_language_pages)
     assert pages == expected
+    assert "ru/versions/1.1/changes/index.html" in expected
 
 
 @pytest.mark.parametrize(
     ("path", "lang"),
     [("index.html", "lv"), ("en/index.html", "en"), ("versions/1.0/index.html", "lv"),
-     ("en/versions/1.1/changes/index.html", "en"), ("en/versions/index.html", "en")],
+     ("en/versions/1.1/changes/index.html", "en"), ("en/versions/index.html", "en"),
+     ("ru/index.html", "ru"), ("ru/versions/1.1/changes/index.html", "ru")],
 )
 def test_html_lang_and_hreflang(two_version_site: Path, path: str, lang: str) -> None:
     """Every page declares its language and its language menu links each twin with hreflang
@@ -69,13 +67,33 @@ def test_html_lang_and_hreflang(two_version_site: Path, path: str, lang: str) ->
     alternates = dict(
         (m[1], m[0]) for m in re.findall(r'<a href="([^"]*)" hreflang="(\w+)" lang="\2"', html)
     )
-    assert set(alternates) == {"lv", "en"}
+    assert set(alternates) == set(LANGUAGES)
 
 
 def test_language_switcher_links_the_twin_page(two_version_site: Path) -> None:
     """On an archived English page the switcher leads to the same Latvian version."""
     html = page(two_version_site, "en/versions/1.0/index.html")
     assert 'href="/versions/1.0/" hreflang="lv" lang="lv"' in html
+
+
+def test_language_switcher_has_an_entry_per_language(two_version_site: Path) -> None:
+    """The switcher on a Russian page offers every configured language, Russian included,
+    each linking its twin page."""
+    html = page(two_version_site, "ru/versions/1.0/index.html")
+    entries = re.findall(r'<a href="([^"]*)" hreflang="(\w+)" lang="\w+" class="md-select__link"',
+                         html)
+    assert [lang for _, lang in entries] == list(LANGUAGES)
+    assert ("/en/versions/1.0/", "en") in entries
+
+
+def test_a_translation_says_the_latvian_text_binds(two_version_site: Path) -> None:
+    """Each Russian and English policy page says it is a translation and links the binding
+    text; the Latvian page does not."""
+    ru = page(two_version_site, "ru/versions/1.0/index.html")
+    assert ('<p class="policy-translation">Это перевод. Юридически обязательным является '
+            'текст на латышском языке. <a href="/versions/1.0/" hreflang="lv">') in ru
+    assert 'class="policy-translation"' in page(two_version_site, "en/index.html")
+    assert 'class="policy-translation"' not in page(two_version_site, "index.html")
 
 
 def test_root_shows_the_version_in_force_with_its_date(two_version_site: Path) -> None:
@@ -135,17 +153,14 @@ def test_versions_json_matches_the_files(two_version_site: Path) -> None:
     manifest = json.loads(page(two_version_site, "versions.json"))
     assert manifest["current"] == "1.0" and manifest["upcoming"] == "1.1"
     assert [v["id"] for v in manifest["versions"]] == ["1.0", "1.1"]
-    files = {
-        ("1.0", "lv"): "content/lv/versions/1.0.md", ("1.0", "en"): "content/en/versions/1.0.md",
-        ("1.1", "lv"): "content/lv/index.md", ("1.1", "en"): "content/en/index.md",
-    }
+    files = {"1.0": "content/{lang}/versions/1.0.md", "1.1": "content/{lang}/index.md"}
     for version in manifest["versions"]:
         assert set(version) == {"id", "effective", "texts", "summary"}
+        assert list(version["texts"]) == list(LANGUAGES)
         for lang, text in version["texts"].items():
-            digest = hashlib.sha256((two_version_site / files[version["id"], lang]).read_bytes())
-            assert text["sha256"] == digest.hexdigest()
-        assert version["texts"]["en"]["url"] == f"/en/versions/{version['id']}/"
-        assert version["texts"]["lv"]["url"] == f"/versions/{version['id']}/"
+            path = two_version_site / files[version["id"]].format(lang=lang)
+            assert text["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+            assert text["url"] == f"{PREFIXES[lang]}versions/{version['id']}/"
 
 
 def test_upcoming_version_becomes_current_on_its_day(two_version_site: Path,
@@ -159,6 +174,20 @@ def test_upcoming_version_becomes_current_on_its_day(two_version_site: Path,
     archived = (out / "en" / "versions" / "1.0" / "index.html").read_text("utf-8")
     assert "This is archived version 1.0; it is no longer in force." in archived
     assert 'href="/en/">Read the version in force</a>' in archived
+
+
+def test_builds_of_two_projects_in_one_process_do_not_mix(two_version_site: Path,
+                                                          tmp_path: Path) -> None:
+    """The plugin's hooks serve every build in a process: building another project (1.0
+    only) in between leaves nothing of it in the next build's manifest."""
+    other = tmp_path / "other"
+    other.mkdir()
+    copy_project(other)
+    build_site(other, tmp_path / "other-site", dt.date(2026, 11, 27))
+    out = build_site(two_version_site, tmp_path / "again", dt.date(2026, 11, 27))
+    manifest = json.loads((out / "versions.json").read_text("utf-8"))
+    assert [v["id"] for v in manifest["versions"]] == ["1.0", "1.1"]
+    assert all(list(v["texts"]) == list(LANGUAGES) for v in manifest["versions"])
 
 
 def test_no_request_to_any_other_host(two_version_site: Path) -> None:
@@ -202,12 +231,13 @@ def test_a_broken_link_fails_the_strict_build(tmp_path: Path) -> None:
 ATOM = "{http://www.w3.org/2005/Atom}"
 
 
-@pytest.mark.parametrize(("path", "lang"), [("feed.xml", "lv"), ("en/feed.xml", "en")])
-def test_atom_feed_lists_every_version(two_version_site: Path, path: str, lang: str) -> None:
-    """Each language's feed parses as Atom with the elements RFC 4287 requires, its links
-    absolute under the site's public address."""
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_atom_feed_lists_every_version(two_version_site: Path, lang: str) -> None:
+    """Each language's feed (/feed.xml, /en/feed.xml, ...) parses as Atom with what RFC 4287
+    requires, its links absolute under the site's public address."""
     from xml.etree import ElementTree as ET
 
+    path = PREFIXES[lang].lstrip("/") + "feed.xml"
     feed = ET.fromstring((two_version_site / "site" / path).read_bytes())  # noqa: S314 -- our own build output
     assert feed.tag == f"{ATOM}feed"
     for required in ("id", "title", "updated", "author"):
@@ -218,7 +248,7 @@ def test_atom_feed_lists_every_version(two_version_site: Path, path: str, lang: 
     for required in ("id", "title", "updated", "summary"):
         assert newest.find(f"{ATOM}{required}").text, required
     links = {link.get("rel"): link.get("href") for link in newest.findall(f"{ATOM}link")}
-    prefix = "https://privatums.pulkstenu-outlets.lv/" + ("" if lang == "lv" else "en/")
+    prefix = "https://privatums.pulkstenu-outlets.lv" + PREFIXES[lang]
     assert links == {"alternate": f"{prefix}versions/1.1/",
                      "related": f"{prefix}versions/1.1/changes/"}
     own = {link.get("rel"): link.get("href") for link in feed.findall(f"{ATOM}link")}
@@ -230,7 +260,8 @@ def test_every_page_announces_the_feed(two_version_site: Path) -> None:
     """Each page links its language's feed with rel=alternate type=application/atom+xml."""
     for html_file in (two_version_site / "site").rglob("index.html"):
         html = html_file.read_text("utf-8")
-        feed = "/en/feed.xml" if '<html lang="en"' in html else "/feed.xml"
+        lang = re.search(r'<html lang="(\w+)"', html)[1]  # type: ignore[index]
+        feed = f"{PREFIXES[lang]}feed.xml"
         assert re.search(
             rf'<link rel="alternate" type="application/atom\+xml" title="[^"]+" href="{feed}">',
             html,
@@ -252,13 +283,14 @@ def test_sitemap_lists_every_page_at_its_public_address(two_version_site: Path) 
     ns = {"s": "http://www.sitemaps.org/schemas/sitemap/0.9", "x": "http://www.w3.org/1999/xhtml"}
     urls = ET.fromstring(raw).findall("s:url", ns)  # noqa: S314 -- our own build output
     locs = [u.find("s:loc", ns).text for u in urls]
-    for prefix in ("", "en/"):
+    for prefix in (p.lstrip("/") for p in PREFIXES.values()):
         for path in ("", "versions/", "versions/1.0/", "versions/1.1/", "versions/1.1/changes/",
                      "request/"):
             assert SITE_URL + prefix + path in locs, prefix + path
-    assert len(locs) == len(set(locs)) == 12
+    assert len(locs) == len(set(locs)) == 6 * len(LANGUAGES)
     first = {link.get("hreflang"): link.get("href") for link in urls[0].findall("x:link", ns)}
-    assert first == {"lv": SITE_URL, "en": SITE_URL + "en/", "x-default": SITE_URL}
+    assert first == {**{lang: SITE_URL + PREFIXES[lang].lstrip("/") for lang in LANGUAGES},
+                     "x-default": SITE_URL}
 
 
 @pytest.mark.parametrize(("path", "own"), [
@@ -291,21 +323,23 @@ def test_every_page_has_its_own_title_and_description(two_version_site: Path) ->
         assert re.fullmatch(r"\S.* — Pulksteņu Outlets", title), (html_file, title)
         titles[html_file] = title
         descriptions[html_file] = description
-    assert len(set(titles.values())) == len(titles) == 12
+    assert len(set(titles.values())) == len(titles) == 6 * len(LANGUAGES)
     assert len(set(descriptions.values())) == len(descriptions)
     assert titles[two_version_site / "site" / "en" / "index.html"] == (
         "Privacy policy — Pulksteņu Outlets")
 
 
 @pytest.mark.parametrize(("path", "lang", "other"), [("404.html", "lv", "/en/"),
-                                                     ("en/404.html", "en", "/")])
+                                                     ("en/404.html", "en", "/"),
+                                                     ("ru/404.html", "ru", "/")])
 def test_a_404_page_per_language(two_version_site: Path, path: str, lang: str,
                                  other: str) -> None:
     """Each language has its own 404 page; its links work from any address (they start at
     the root) and the language menu leads to the other language's home."""
     html = page(two_version_site, path)
     assert f'<html lang="{lang}"' in html
-    assert ("Page not found" if lang == "en" else "Lapa nav atrasta") in html
+    assert {"en": "Page not found", "lv": "Lapa nav atrasta",
+            "ru": "Страница не найдена"}[lang] in html
     assert f'href="{other}" hreflang=' in html
     assert not re.search(r'(?:href|src)="(?!/|https?:|mailto:|#)', html)
     assert '<link rel="canonical"' not in html
@@ -338,7 +372,7 @@ def test_footer_and_language_menu_speak_the_page_language(two_version_site: Path
     button = re.search(r'<button class="md-header__button policy-language__button"[^>]*>(.*?)'
                        r"</button>", html, re.S)[1]
     assert button.strip().startswith(lang.upper())
-    for code in ("lv", "en"):
+    for code in LANGUAGES:
         assert re.search(rf'<a href="[^"]+" hreflang="{code}" lang="{code}" '
                          r'class="md-select__link"', html)
 
@@ -347,6 +381,6 @@ def test_history_cells_are_labelled_for_phones(two_version_site: Path) -> None:
     """Each cell of the history names its column, so that on a phone every version reads as
     a labelled block."""
     html = page(two_version_site, "en/versions/index.html")
-    assert html.count('data-label="Effective"') == 2
+    assert html.count('data-label="Effective"') == 2  # a row per version
     assert html.count('data-label="What changed"') == 2
     assert '<td data-label="Comparison"><a href="1.1/changes/">Compare with 1.0</a></td>' in html

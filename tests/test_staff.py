@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import datetime as dt
+import getpass
 import io
 import json
 import stat
@@ -236,7 +237,10 @@ def test_show_gives_everything_about_a_request(staff: Staff) -> None:
     assert facts["Due"] == record.due_at.isoformat()
     assert "> Lūdzu, atsūtiet visus manus datus.\n  > Paldies!" in out
     history = out.split("History (append-only):")[1].split("Messages:")[0]
-    assert [ln.split()[1] for ln in history.strip().splitlines()[1:]] == ["created", "verified"]
+    lines = history.strip().splitlines()[1:]
+    # Showing it is itself recorded, naming the OS user who ran the command (Art. 5(2)).
+    assert [ln.split()[1] for ln in lines] == ["created", "verified", "viewed"]
+    assert lines[-1].split(None, 2)[2] == f"by={getpass.getuser()}, via=cli"
     messages = out.split("Messages:")[1].strip().splitlines()[1:]
     assert [m.split()[:3] for m in messages] == [
         ["verify", "pending", "0"], ["ticket", "pending", "0"], ["ack", "pending", "0"]
@@ -398,6 +402,8 @@ def test_close_done(staff: Staff, smtp_server: SmtpServer,
                 "tiesību aizsardzību tiesā (VDAR 79. pants)", "4. punkts"]),
         ("en", ["right to lodge a complaint", "Data State Inspectorate (Datu valsts inspekcija)",
                 "effective judicial remedy", "Art. 12(4)"]),
+        ("ru", ["вправе подать жалобу", "Государственная инспекция данных (Datu valsts inspekcija)",
+                "эффективной судебной защитой", "статья 12(4)"]),
     ],
 )
 def test_close_refused_tells_the_right_to_complain(
@@ -502,10 +508,77 @@ def test_staff_actions_are_append_only_events(staff: Staff, database_url: str) -
     assert staff.store.events(record.reference) == events
 
 
+def test_cli_actions_name_the_os_user(staff: Staff) -> None:
+    """extend and close record the operating-system user who ran them (GDPR Art. 5(2))."""
+    record = staff.request(0)
+    staff.run("extend", record.reference, "--reason", "Complex.")
+    staff.run("close", record.reference, "--outcome", "done", "--reason", "Done.")
+    extended, closed = staff.store.events(record.reference)[-2:]
+    for event in (extended, closed):
+        assert event.detail is not None
+        assert (event.detail["by"], event.detail["via"]) == (getpass.getuser(), "cli")
+
+
+def test_retry_puts_failed_messages_back_in_the_queue(
+        staff: Staff, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """retry queues a request's failed message again with its Message-ID; it then goes."""
+    smtp_server.reject("gone@example.lv", 550)
+    bad = staff.request(0, verified=False, email="gone@example.lv")
+    deliver(smtp_server, monkeypatch)
+    [failed] = staff.store.messages(bad.reference)
+    assert failed.status == "failed"
+    code, out, _ = staff.run("retry", bad.reference)
+    assert code == 0 and out.startswith(f"1 message of {bad.reference} back in the queue")
+    [queued] = staff.store.messages(bad.reference)
+    assert (queued.status, queued.attempts, queued.message_id) == (
+        "pending", 0, failed.message_id)
+    assert staff.store.events(bad.reference)[-1].kind == "mail_retried"
+    smtp_server.rejections.clear()
+    arrived = deliver(smtp_server, monkeypatch)
+    assert [m.message_id for m in arrived] == [failed.message_id]
+    assert staff.run("retry") == (0, "No failed message to retry.\n", "")
+
+
+def test_verify_log_says_the_history_is_intact(staff: Staff) -> None:
+    """verify-log walks every event and says the chain holds, with the newest hash."""
+    record = staff.request(0)
+    staff.run("extend", record.reference, "--reason", "Complex.")
+    code, out, err = staff.run("verify-log")
+    assert code == 0 and err == ""
+    assert out.startswith("The history is intact: 3 events, each linked to the one before it;")
+    head = staff.store.verify_log()[0].head
+    assert out.rstrip().endswith(f"the newest hash is {head}.")
+
+
+def test_verify_log_names_the_first_broken_link(staff: Staff, database_url: str) -> None:
+    """An event edited behind the service's back (trigger dropped) is named, exit status 1."""
+    first = staff.request(0)
+    second = staff.request(0)
+    engine = db.create(database_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "DROP TRIGGER request_events_no_update ON request_events"
+            if conn.dialect.name == "postgresql" else "DROP TRIGGER request_events_no_update")
+        [event_id] = conn.execute(text(
+            "SELECT e.id FROM request_events e JOIN requests r ON r.id = e.request_id "
+            "WHERE r.reference = :ref AND e.kind = 'verified'"), {"ref": second.reference}).one()
+        conn.execute(text("UPDATE request_events SET at = :at WHERE id = :id"),
+                     {"at": staff.now - dt.timedelta(days=3), "id": event_id})
+    engine.dispose()
+    code, out, err = staff.run("verify-log")
+    assert code == 1 and out == ""
+    one_sentence(err)
+    assert f"at event {event_id} (verified, " in err
+    assert f"request {second.reference})" in err
+    assert "changed after it was written" in err and "the 3 events before it are intact" in err
+    assert first.reference not in err
+
+
 # -- the command line itself ------------------------------------------------
 
 
-@pytest.mark.parametrize("action", ["list", "show", "overdue", "extend", "close", "export"])
+@pytest.mark.parametrize("action", ["list", "show", "overdue", "extend", "close", "export",
+                                    "retry", "verify-log"])
 def test_each_action_has_help(action: str, capsys: pytest.CaptureFixture[str]) -> None:
     """`policy-site requests ACTION --help` describes the action and exits 0."""
     with pytest.raises(SystemExit) as exit_:
@@ -519,7 +592,7 @@ def test_no_action(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["requests"]) == 1
     err = capsys.readouterr().err
     one_sentence(err)
-    assert "list, show, overdue, extend, close, export or backup" in err
+    assert "list, show, overdue, extend, close, export, backup, retry or verify-log" in err
 
 
 def test_unreachable_database(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,

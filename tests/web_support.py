@@ -189,10 +189,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def served(settings: Settings, port: int | None = None, **app_options: Any) -> Iterator[str]:
+def served(settings: Settings, port: int | None = None, *, host_name: str = "127.0.0.1",
+           **app_options: Any) -> Iterator[str]:
     """The app under a real uvicorn in a thread, for the browser; yields its base URL.
 
-    `port`: listen there (a site built for that address); by default a free one."""
+    `port`: listen there (a site built for that address); by default a free one.
+    `host_name`: how the browser names the server ("localhost" for passkeys: WebAuthn
+    refuses an IP address as the relying party's id).
+    """
     import datetime as dt
     import threading
     import time
@@ -204,7 +208,7 @@ def served(settings: Settings, port: int | None = None, **app_options: Any) -> I
     app_options.setdefault("rate_limits", generous_limits())
     port = port or free_port()
     # The Origin check compares with the base URL exactly: it is where the browser goes.
-    settings = replace(settings, base_url=f"http://127.0.0.1:{port}")
+    settings = replace(settings, base_url=f"http://{host_name}:{port}")
     config = uvicorn.Config(create_app(settings, **app_options), host="127.0.0.1", port=port,
                             log_level="warning", proxy_headers=False)
     server = uvicorn.Server(config)
@@ -214,7 +218,7 @@ def served(settings: Settings, port: int | None = None, **app_options: Any) -> I
         while not server.started:
             assert thread.is_alive(), "uvicorn did not start"
             time.sleep(0.02)
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://{host_name}:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)

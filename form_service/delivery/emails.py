@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime, parseaddr
+from email.utils import format_datetime, make_msgid, parseaddr
 from pathlib import Path
 from typing import Any
 
@@ -186,6 +186,33 @@ def render(
     # Quoted-printable keeps every line 7-bit and short, whatever the server supports.
     message.set_content(body, cte="quoted-printable")
     message["Content-Language"] = lang  # after set_content, which resets Content-* headers
+    return Outgoing(message, sender.addr_spec, (to.addr_spec,))
+
+
+def staff_invite(email: str, name: str, link: str, lang: str, hours: int,
+                 settings: Settings, *, now: dt.datetime | None = None) -> Outgoing:
+    """The e-mail with a staff member's one-time enrolment link for the console.
+
+    Texts from console.<lang>.yml (console_invite_*); addressed to the bare address,
+    like every e-mail we send; nothing in it but our words, the name and the link.
+    """
+    site = load_site(settings.root)
+    lang = _language(site, lang)
+    texts = load_ui_texts(site.root, lang)
+    sender = _configured(settings.mail_from, site.controller_name, "POLICY_MAIL_FROM")
+    to = address("", email, customer=False)
+    values = {"name": header_text(name), "link": link, "hours": hours,
+              "controller": site.controller_name}
+    message = EmailMessage(policy=policy.SMTPUTF8 if not to.addr_spec.isascii() else policy.SMTP)
+    message["From"] = sender
+    message["To"] = to
+    message["Subject"] = header_text(texts["console_invite_subject"].format(**values))
+    message["Date"] = format_datetime(now or dt.datetime.now(dt.UTC))
+    domain = site.controller_email.rpartition("@")[2]
+    message["Message-ID"] = make_msgid("staff-invite", domain=domain)
+    message["Auto-Submitted"] = "auto-generated"
+    message.set_content(texts["console_invite_body"].format(**values), cte="quoted-printable")
+    message["Content-Language"] = lang
     return Outgoing(message, sender.addr_spec, (to.addr_spec,))
 
 

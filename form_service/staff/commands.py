@@ -6,31 +6,31 @@
     extend    extend the period by one or two months (GDPR Art. 12(3))
     close     record the answer, done or refused (GDPR Art. 12(4))
     export    the register of requests, as CSV or JSON
+    retry     put the messages that failed delivery back in the queue
+    verify-log  walk the history's hash chain and name the first broken link
     backup    a consistent copy of the SQLite database, while the service runs
 
 Every change goes through the store, which writes the append-only event and
 the customer's e-mail (an outbox row) in one transaction; the delivery worker
-of `policy-site serve` sends it. Customer text is printed with control
+of `policy-site serve` sends it. Each action and each `show` is an event naming
+the operating-system user who ran it (GDPR Art. 5(2)). Customer text is printed with control
 characters replaced, so a name cannot move the cursor or recolour the terminal.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
 import errno
-import io
-import json
 import os
-import re
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from form_service.acting import acting_as, cli_actor
 from form_service.deadlines import RIGA
 from form_service.delivery.emails import policy_url
 from form_service.records import (
@@ -39,25 +39,17 @@ from form_service.records import (
     OPEN,
     REFUSED,
     STATUSES,
-    Event,
     RequestRecord,
     StoreError,
-    UnknownRequest,
 )
 from form_service.settings import Settings, SettingsError, load_settings
 from form_service.staff.backup import BackupError, backup
+from form_service.staff.register import UNSAFE as _UNSAFE
+from form_service.staff.register import register_entries, register_text
 from form_service.store import Store
-from form_service.text import one_line, plain_text
 from site_config.facts import FactsError, Site, load_site
 
 PROG = "policy-site requests"
-# C0 and C1 controls, DEL, and the bidirectional overrides that can make
-# text read differently from what it is (CVE-2021-42574, "Trojan Source").
-# U+2028/U+2029: line breaks to Python's splitlines(), so a one-line value could add lines.
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-# A spreadsheet runs a cell that starts with one of these as a formula (CWE-1236).
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_FREE_TEXT = ("name", "email", "phone", "order_number", "details", "close_reason")
 
 Action = Callable[[Store, argparse.Namespace, "_Context"], int]
 
@@ -142,6 +134,14 @@ def add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     q.add_argument("--output", type=Path, metavar="FILE",
                    help="write here (readable by its owner only) instead of to standard output")
 
+    q = add("retry", _retry, "Put messages that failed delivery back in the queue "
+            "(same Message-ID); the delivery worker of `policy-site serve` sends them.")
+    q.add_argument("reference", metavar="REF", nargs="?",
+                   help="only this request's messages (default: every failed message)")
+
+    add("verify-log", _verify_log, "Walk the history's hash chain: say that no event was "
+        "changed or deleted, or name the first broken link.")
+
 
 def _days(value: str) -> int:
     try:
@@ -157,8 +157,8 @@ def run(args: argparse.Namespace) -> int:
     from alembic.util import CommandError as AlembicError  # only when a database is opened
 
     if args.action is None:
-        return _fail(None, "name an action: list, show, overdue, extend, close, export "
-                           "or backup (see --help)")
+        return _fail(None, "name an action: list, show, overdue, extend, close, export, "
+                           "backup, retry or verify-log (see --help)")
     try:
         settings = load_settings(root=args.root)
         if not getattr(args, "uses_store", True):
@@ -173,7 +173,9 @@ def run(args: argparse.Namespace) -> int:
         return _fail(args.action, str(exc))
     try:
         store.migrate()
-        return int(args.action_func(store, args, context))
+        # Every event written by this command names who ran it (acting.py).
+        with acting_as(cli_actor()):
+            return int(args.action_func(store, args, context))
     except (StoreError, ValueError, FactsError) as exc:
         return _fail(args.action, str(exc))
     except AlembicError as exc:
@@ -227,9 +229,8 @@ def _list(store: Store, args: argparse.Namespace, ctx: _Context) -> int:
 
 
 def _show(store: Store, args: argparse.Namespace, ctx: _Context) -> int:
-    record = store.get(args.reference)
-    if record is None:
-        raise UnknownRequest(args.reference)
+    # Shown to someone: recorded, with who ran the command (GDPR Art. 5(2)).
+    record = store.record_view(args.reference, ctx.now)
     right = ctx.site.right(record.request_type)
     label = right.label.get(ctx.site.staff_language, right.id) if right else "?"
     article = f"GDPR {right.article}" if right else "GDPR ?"
@@ -330,15 +331,8 @@ def _close(store: Store, args: argparse.Namespace, ctx: _Context) -> int:
 
 
 def _export(store: Store, args: argparse.Namespace, ctx: _Context) -> int:
-    records = store.list_requests()
-    extensions = store.events_by_reference("extended")
-    entries = [_register_entry(r, extensions.get(r.reference, []), ctx) for r in records]
-    if args.format == "json":
-        text = json.dumps(
-            {"exported_at": _iso(ctx.now), "requests": entries}, ensure_ascii=False, indent=2
-        ) + "\n"
-    else:
-        text = _csv(entries)
+    entries = register_entries(store, ctx.site, ctx.settings, ctx.today)
+    text = register_text(entries, args.format, ctx.now)
     if args.output is None:
         sys.stdout.write(text)
         return 0
@@ -361,91 +355,38 @@ def _export(store: Store, args: argparse.Namespace, ctx: _Context) -> int:
     return 0
 
 
+def _retry(store: Store, args: argparse.Namespace, ctx: _Context) -> int:
+    count = store.retry_failed(args.reference, ctx.now)
+    where = f" of {args.reference}" if args.reference else ""
+    if not count:
+        print(f"No failed message{where} to retry.")
+    else:
+        print(f"{_count(count, 'message')}{where} back in the queue; `policy-site serve` "
+              "sends them with the same Message-ID.")
+    return 0
+
+
 def _backup(_store: Any, args: argparse.Namespace, settings: Settings) -> int:
     made = backup(settings.database_url, args.file)
     print(f"Backed up {_count(made.requests, 'request')} ({made.size} bytes) to {made.path}.")
     return 0
 
 
-# -- the register -----------------------------------------------------------
-
-
-REGISTER_FIELDS = (
-    "reference", "request_type", "article", "status", "outcome",
-    "name", "email", "phone", "order_number", "language", "details",
-    "policy_version", "policy_language", "policy_sha256", "policy_url", "policy_viewed_at",
-    "submitted_at", "verified_at", "original_due_at", "extended_months", "extensions",
-    "due_at", "overdue", "closed_at", "close_reason",
-)
-
-
-def _register_entry(
-    record: RequestRecord, extensions: list[Event], ctx: _Context
-) -> dict[str, Any]:
-    right = ctx.site.right(record.request_type)
-    entry: dict[str, Any] = {
-        "reference": record.reference,
-        "request_type": record.request_type,
-        "article": right.article if right else None,
-        "status": record.status,
-        "outcome": record.status if record.status in CLOSED else None,
-        # Neutralised as everywhere customer text is shown (text.py); JSON keeps the
-        # words exactly, without the controls that would make them read otherwise.
-        "name": one_line(record.name),
-        "email": record.email,
-        "phone": one_line(record.phone) if record.phone else record.phone,
-        "order_number": one_line(record.order_number) if record.order_number else None,
-        "language": record.language,
-        "details": plain_text(record.details),
-        "policy_version": record.policy_version,
-        "policy_language": record.policy_language,
-        "policy_sha256": record.policy_sha256,
-        "policy_url": policy_url(record, ctx.site, ctx.settings),
-        "policy_viewed_at": _iso(record.policy_viewed_at),
-        "submitted_at": _iso(record.submitted_at),
-        "verified_at": _iso(record.verified_at) if record.verified_at else None,
-        "original_due_at": record.first_month_due.isoformat(),
-        "extended_months": record.extended_months,
-        "extensions": [
-            {"at": _iso(e.at), "months": (e.detail or {}).get("months"),
-             "due_at": (e.detail or {}).get("due_at"), "reason": (e.detail or {}).get("reason")}
-            for e in extensions
-        ],
-        "due_at": record.due_at.isoformat(),
-        "overdue": record.overdue(ctx.today),
-        "closed_at": _iso(record.closed_at) if record.closed_at else None,
-        "close_reason": plain_text(record.close_reason) if record.close_reason else None,
-    }
-    return entry
-
-
-def _csv(entries: Iterable[dict[str, Any]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")  # RFC 4180
-    writer.writerow(REGISTER_FIELDS)
-    for entry in entries:
-        row = dict(entry)
-        row["extensions"] = " | ".join(
-            f"{e['at']}: +{e['months']} until {e['due_at']}: {e['reason']}"
-            for e in entry["extensions"]
-        )
-        for name in _FREE_TEXT:
-            row[name] = _cell(row[name])
-        writer.writerow(["" if row[n] is None else row[n] for n in REGISTER_FIELDS])
-    return buffer.getvalue()
-
-
-def _cell(value: str | None) -> str | None:
-    """Typed text, made inert for spreadsheets and terminals.
-
-    A leading ' stops a formula; control characters (but line breaks and tabs)
-    become U+FFFD. The JSON export keeps the exact text.
-    """
-    if not value:
-        return value
-    value = value.replace("\r\n", "\n")
-    value = _UNSAFE.sub(lambda m: m[0] if m[0] in "\n\t" else "\ufffd", value)
-    return "'" + value if value.startswith(_FORMULA_START) else value
+def _verify_log(store: Store, args: argparse.Namespace, ctx: _Context) -> int:
+    verdict, reference = store.verify_log()
+    if verdict.intact:
+        print(f"The history is intact: {_count(verdict.events, 'event')}, each linked to the "
+              f"one before it; the newest hash is {verdict.head}.")
+        return 0
+    link = verdict.broken_at
+    if link is None:
+        where = f"after the last of {_count(verdict.events, 'intact event')}"
+    else:
+        whose = f"request {reference}" if reference else (
+            "the register" if link.request_id is None else f"deleted request #{link.request_id}")
+        where = f"at event {link.id} ({link.kind}, {_iso(link.at)}, {whose})"
+    return _fail("verify-log", f"the history is broken {where}: {verdict.problem}; the "
+                               f"{_count(verdict.events, 'event')} before it are intact")
 
 
 # -- printing ---------------------------------------------------------------

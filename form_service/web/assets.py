@@ -16,6 +16,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from site_config.facts import Site
 from site_config.service_layout import Part, split_layout
 
@@ -23,6 +25,8 @@ _INLINE_SCRIPT = re.compile(r"<script(?P<attrs>[^>]*)>(?P<body>.*?)</script>", r
 _SRC = re.compile(r"\ssrc\s*=", re.I)
 _TYPE = re.compile(r"\stype\s*=\s*\"([^\"]*)\"", re.I)
 _SCRIPT_TYPES = ("", "text/javascript", "application/javascript", "module")
+_BODY_COLOURS = re.compile(r'<body[^>]*?((?:\s+data-md-color-[a-z]+="[^"]*")+)')
+_COLOUR_ATTR = re.compile(r'(data-md-color-[a-z]+)="([^"]*)"')
 
 
 class AssetsError(Exception):
@@ -33,6 +37,39 @@ class AssetsError(Exception):
 class SiteLook:
     layouts: dict[str, tuple[Part, ...]]  # per language, the layout split at its marks
     script_hashes: tuple[str, ...]
+    # For the staff console, which keeps a layout of its own in the site's colours:
+    # Material's hashed stylesheets, the <body>'s colour attributes, the site's name.
+    stylesheets: tuple[str, ...]
+    body_attributes: tuple[tuple[str, str], ...]
+    site_names: dict[str, str]
+
+
+def _stylesheet(site_dir: Path, pattern: str) -> str:
+    found = sorted((site_dir / "assets" / "stylesheets").glob(pattern))
+    if not found:
+        raise AssetsError(
+            f"{site_dir / 'assets' / 'stylesheets' / pattern} is missing: run `policy-site build`."
+        )
+    return "/" + found[0].relative_to(site_dir).as_posix()
+
+
+def _body_attributes(site_dir: Path) -> tuple[tuple[str, str], ...]:
+    index = site_dir / "index.html"
+    if not index.is_file():
+        raise AssetsError(f"{index} is missing: run `policy-site build`.")
+    match = _BODY_COLOURS.search(index.read_text(encoding="utf-8"))
+    return tuple(_COLOUR_ATTR.findall(match.group(1))) if match else ()
+
+
+def _site_names(root: Path) -> dict[str, str]:
+    """The site's name per language, as mkdocs.yml gives it to the header of every page."""
+    config = yaml.safe_load((root / "mkdocs.yml").read_text(encoding="utf-8"))
+    names: dict[str, str] = {}
+    for plugin in config.get("plugins", []):
+        if isinstance(plugin, dict) and "i18n" in plugin:
+            for entry in plugin["i18n"]["languages"]:
+                names[entry["locale"]] = entry.get("site_name") or config["site_name"]
+    return names
 
 
 def _is_inline_code(attrs: str) -> bool:
@@ -63,4 +100,15 @@ def _layouts(site: Site, site_dir: Path) -> dict[str, tuple[Part, ...]]:
 
 
 def load_site_look(site: Site, site_dir: Path) -> SiteLook:
-    return SiteLook(layouts=_layouts(site, site_dir), script_hashes=script_hashes(site_dir))
+    return SiteLook(
+        layouts=_layouts(site, site_dir),
+        script_hashes=script_hashes(site_dir),
+        stylesheets=(
+            _stylesheet(site_dir, "main.*.min.css"),
+            _stylesheet(site_dir, "palette.*.min.css"),
+            "/assets/stylesheets/policy.css",
+            "/request/assets/form.css",
+        ),
+        body_attributes=_body_attributes(site_dir),
+        site_names=_site_names(site.root),
+    )

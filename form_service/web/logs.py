@@ -25,8 +25,9 @@ import re
 import traceback
 from typing import Any
 
-# The last path segment after verify/, sent/ or status/ (the language prefix may precede).
-_TOKEN_PATH = re.compile(r"(/request/(?:verify|sent|status)/)[^/?#\s\"']+")
+# The last path segment after verify/, sent/ or status/ (the language prefix may precede),
+# and the staff console's one-time enrolment link (whoever reads it could enrol).
+_TOKEN_PATH = re.compile(r"(/request/(?:verify|sent|status)/|/staff/enrol/)[^/?#\s\"']+")
 # A query string after a path: from "?" to the next space or quote.
 _QUERY = re.compile(r"(/[^\s?#\"']*)\?[^\s#\"']*")
 REDACTED = "…"

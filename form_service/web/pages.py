@@ -117,6 +117,7 @@ class Pages:
             lang=lang,
             t=texts,
             home=self.site.prefix(lang),
+            controller=self.site.controller_name,
             layout=self.look.layouts[lang],
             head_links=self._head_links(scope, lang),
             language_hrefs=self._language_hrefs(scope, twin),

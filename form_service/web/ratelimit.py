@@ -93,6 +93,25 @@ class Limiter:
     async def hit_address(self, address: str) -> None:
         await self._hit(self.per_ip, "ip", address)
 
+    async def check(self, item: RateLimitItem, kind: str, key: str) -> None:
+        """RateLimited if `key` has used up `item`, without counting anything (the console
+        counts only failed sign-ins, and refuses every try once they reach the limit)."""
+        try:
+            if await self.strategy.test(item, kind, key):
+                return
+            stats = await self.strategy.get_window_stats(item, kind, key)
+        except StorageError:
+            logger.exception("Rate-limit storage unavailable; not limiting")
+            return
+        raise RateLimited(max(1, math.ceil(stats.reset_time - time.time())))
+
+    async def count(self, item: RateLimitItem, kind: str, key: str) -> None:
+        """Count one against `item` for `key`, refusing nothing."""
+        try:
+            await self.strategy.hit(item, kind, key)
+        except StorageError:
+            logger.exception("Rate-limit storage unavailable; not counting")
+
     async def reset(self) -> None:
         """Forget every count (in Redis: every key under this deployment's prefix)."""
         await self.storage.reset()
