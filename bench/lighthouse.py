@@ -191,12 +191,12 @@ def lighthouse(targets: list[dict[str, str]], form_factors: list[str],
 
 
 def audit_site(langs: list[str], form_factors: list[str]) -> list[dict]:
-    from site_config.build_site import build_site
+    from site_config.build_site import build_and_compress
 
     with tempfile.TemporaryDirectory(prefix="lighthouse-") as tmp:
         port = _free_port()
         project = make_project(Path(tmp), f"http://127.0.0.1:{port}/")
-        build_site(project, project / "site", TODAY)
+        build_and_compress(project, project / "site", TODAY)
         var = Path(tmp) / "var"
         var.mkdir()
         with service(project, var, port) as base:

@@ -34,9 +34,9 @@ def _editor_language(explicit: str | None, codes: Sequence[str]) -> str:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from site_config.build_site import build_site
+    from site_config.build_site import build_and_compress
 
-    out = build_site(args.root, args.site_dir, args.date)
+    out = build_and_compress(args.root, args.site_dir, args.date)
     print(f"Built the site into {out}.")
     return 0
 

@@ -43,7 +43,7 @@ def serve(args: argparse.Namespace) -> int:
     from form_service.web.assets import AssetsError
     from form_service.web.logs import log_config
     from form_service.web.slow_clients import deadline_protocol
-    from site_config.build_site import build_site
+    from site_config.build_site import build_and_compress
 
     env = dict(os.environ)
     if not env.get("POLICY_BASE_URL"):
@@ -60,7 +60,7 @@ def serve(args: argparse.Namespace) -> int:
     tighten(settings)
     if not (settings.site_dir / "versions.json").is_file():
         print(f"Building the site into {settings.site_dir} first.")
-        build_site(args.root, settings.site_dir)
+        build_and_compress(args.root, settings.site_dir)
     problem = _check_database(settings)
     if problem:
         return _fail(problem)

@@ -1,4 +1,4 @@
-"""Build the static site with MkDocs, as `mkdocs build --strict` would, and compress it."""
+"""Build the static site with MkDocs, as `mkdocs build --strict` would (and compress it)."""
 
 from __future__ import annotations
 
@@ -33,6 +33,14 @@ def build_site(root: Path, site_dir: Path | None = None, today: dt.date | None =
         build(config)
     except (Abort, MkDocsException) as exc:
         raise BuildError(f"The site could not be built: {exc}") from None
-    # Brotli and gzip beside every text file, for `policy-site serve` and Caddy.
+    return out
+
+
+def build_and_compress(root: Path, site_dir: Path | None = None,
+                       today: dt.date | None = None) -> Path:
+    """`policy-site build`: the site, then a brotli and a gzip copy beside every text file
+    (for `policy-site serve` and Caddy). The compression is a step of its own, after
+    MkDocs' build, so bench/site_build.py compares MkDocs builds alone."""
+    out = build_site(root, site_dir, today)
     precompress(out)
     return out

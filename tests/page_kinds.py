@@ -22,7 +22,7 @@ from web_support import SECRET, TODAY_ISO, free_port, served
 
 from form_service.settings import load_settings
 from form_service.tokens import make_token
-from site_config.build_site import build_site
+from site_config.build_site import build_and_compress
 
 # The binding language and English (the project's third, Russian, is built and checked
 # for validity with the rest, but these browser audits take their time).
@@ -65,7 +65,7 @@ def make_three_versions(root: Path, site_url: str | None = None) -> Path:
         "ru": ("курьерам.", "курьерам и бухгалтеру.", "Добавлен бухгалтер."),
     }, sealed_on=dt.date(2026, 11, 27))
     site_of(root)  # the facts read afresh: not those of another project in this process
-    build_site(root, root / "site", dt.date.fromisoformat(TODAY_ISO))
+    build_and_compress(root, root / "site", dt.date.fromisoformat(TODAY_ISO))
     return root
 
 

@@ -35,11 +35,11 @@ def built_site() -> Path:
     own = ROOT / "site"
     if (own / "versions.json").is_file():
         return own
-    from site_config.build_site import build_site
+    from site_config.build_site import build_and_compress
 
     out = Path(tempfile.mkdtemp(prefix="web-site-"))
     atexit.register(shutil.rmtree, out, ignore_errors=True)
-    return build_site(ROOT, out / "site")
+    return build_and_compress(ROOT, out / "site")
 
 
 def make_settings(tmp_path: Path, **env: str) -> Settings:
