@@ -34,6 +34,7 @@ def _fill(project: Path) -> None:
     text = facts.read_text("utf-8")
     text = re.sub(r'email: "TODO[^"]*"', 'email: "privatums@laiks.example"', text)
     text = re.sub(r'website: "TODO[^"]*"', 'website: "https://laiks.example"', text)
+    text = re.sub(r"site_url: .*", "site_url: https://privatums.laiks.example/", text)
     facts.write_text(text, "utf-8")
     for index in project.glob("content/*/index.md"):
         text = index.read_text("utf-8").replace("draft: true\n", "")
@@ -79,13 +80,13 @@ def test_check_in_a_new_project_lists_what_only_the_shop_can_fill_in(tmp_path: P
     assert result.returncode == 1
     lines = result.stdout.splitlines()
     assert [line.split(": ", 1)[0] for line in lines if line.startswith("site_config/")] == [
-        "site_config/site.yml:5", "site_config/site.yml:6"]
+        "site_config/site.yml:5", "site_config/site.yml:6", "site_config/site.yml:10"]
     for lang in ("lv", "en"):
         mine = [line for line in lines if line.startswith(f"content/{lang}/index.md:")]
         assert sum("is a draft" in line for line in mine) == 1
         assert sum("still has a TODO" in line for line in mine) == 9
     assert sum("is not sealed yet" in line for line in lines) == 1
-    assert len(lines) == 2 + 2 * 10 + 1
+    assert len(lines) == 3 + 2 * 10 + 1
 
 
 def test_init_fill_check_build_serve_and_one_request(tmp_path: Path, smtp: SmtpServer) -> None:
