@@ -27,7 +27,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
-from form_service.customer import views
+from form_service.customer import status, views
 from form_service.customer.forms import MAX_LENGTH
 from form_service.customer.policy import PolicyVersions
 from form_service.settings import Settings
@@ -111,6 +111,15 @@ def _routes(web: WebContext, serve_site: bool) -> list[BaseRoute]:
             *_route(f"{prefix}request/", views.request_form, ["GET", "HEAD", "POST"]),
             *_route(f"{prefix}request", views.slash_redirect, ["GET", "HEAD"]),
             *_route(f"{prefix}request/sent/{{token}}", views.sent_page, ["GET", "HEAD"]),
+            # After the form (customer/status.py): the request's own page and its actions.
+            *_route(f"{prefix}request/status/{{token}}", status.status_page, ["GET", "HEAD"]),
+            *_route(f"{prefix}request/status/{{token}}/withdraw", status.withdraw,
+                    ["GET", "HEAD", "POST"]),
+            *_route(f"{prefix}request/status/{{token}}/reply", status.reply, ["POST"]),
+            *_route(f"{prefix}request/status/{{token}}/code", status.send_code, ["POST"]),
+            *_route(f"{prefix}request/status/{{token}}/unlock", status.unlock, ["POST"]),
+            *_route(f"{prefix}request/status/{{token}}/files/{{file_id}}", status.download,
+                    ["POST"]),
         ]
     if web.settings.staff_console:
         from form_service.staff import console
