@@ -64,7 +64,12 @@ _STORED_NAME = re.compile(r"^[0-9a-f]{32}$")
 
 
 class AnswerFileError(StoreError):
-    """Raised when a file cannot be attached; the message says why, in one sentence."""
+    """Raised when a file cannot be attached; the message says why, in one sentence, and
+    `key` names the reason for the console's texts (console_file_error_<key>)."""
+
+    def __init__(self, message: str, key: str = "type") -> None:
+        super().__init__(message)
+        self.key = key
 
 
 @dataclass(frozen=True)
@@ -125,9 +130,9 @@ def _check_start(name: str, first: bytes) -> None:
     starts = _MAGIC.get(ext)
     if starts is not None and not first.startswith(starts):
         raise AnswerFileError(f"{name!r} is not a {ext[1:].upper()} file (it does not start "
-                              "like one)")
+                              "like one)", "content")
     if starts is None and b"\x00" in first:
-        raise AnswerFileError(f"{name!r} is not a text file (it holds binary data)")
+        raise AnswerFileError(f"{name!r} is not a text file (it holds binary data)", "content")
 
 
 def _folder(settings: Settings) -> Path:
@@ -167,7 +172,7 @@ class Sealing:
         except sealed.TooLarge as exc:
             raise AnswerFileError(
                 f"{self.name!r} is larger than {exc.limit // 1_000_000} MB, the most an "
-                "answer file may be (POLICY_ANSWER_FILE_MAX_MB)") from None
+                "answer file may be (POLICY_ANSWER_FILE_MAX_MB)", "too_large") from None
 
     def finish(self) -> StoredFile:
         if not self._checked:
@@ -252,7 +257,7 @@ class AnswerFiles:
         if not files:
             raise AnswerFileError("an answer with files needs at least one file")
         if len(files) > MAX_FILES:
-            raise AnswerFileError(f"an answer carries at most {MAX_FILES} files")
+            raise AnswerFileError(f"an answer carries at most {MAX_FILES} files", "too_many")
         expires = at + dt.timedelta(days=self._settings.answer_files_days)
         with self._store.writing() as session:
             row = self._store.lock_request(session, reference)

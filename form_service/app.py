@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import os
+import re
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -193,7 +194,7 @@ def create_app(
             Middleware(TrackActivity, activity=activity),
             Middleware(SecurityHeaders, headers=security_headers(settings, look.script_hashes)),
             Middleware(ServerErrorPages, pages=pages),
-            Middleware(BodyLimit, pages=pages),
+            Middleware(BodyLimit, pages=pages, uploads=_uploads(settings)),
         ],
         exception_handlers={WebError: web_error_response, HTTPException: http_error_response},
         lifespan=lifespan,
@@ -208,6 +209,16 @@ def create_app(
 
         app.state.console = Console(web)
     return app
+
+
+def _uploads(settings: Settings) -> tuple[re.Pattern[str], int] | None:
+    """The console's answer upload: files up to POLICY_ANSWER_FILE_MAX_MB each."""
+    if not settings.staff_console:
+        return None
+    from form_service.answer_files import MAX_FILES
+
+    return (re.compile(r"/staff/requests/[^/]+/answer"),
+            settings.answer_file_max_bytes * MAX_FILES + 1024 * 1024)
 
 
 class _IdleWorker:
