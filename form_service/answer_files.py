@@ -175,21 +175,26 @@ class Sealing:
                 "answer file may be (POLICY_ANSWER_FILE_MAX_MB)", "too_large") from None
 
     def finish(self) -> StoredFile:
-        if not self._checked:
-            _check_start(self.name, self._first)
-        result = self._sealer.close()
-        self._out.flush()
-        os.fsync(self._out.fileno())
-        self._out.close()
-        os.replace(self._part, self._final)
+        try:
+            if not self._checked:
+                _check_start(self.name, self._first)
+            result = self._sealer.close()
+            self._out.flush()
+            os.fsync(self._out.fileno())
+            self._out.close()
+            os.replace(self._part, self._final)
+        except BaseException:
+            self.abort()
+            raise
         return StoredFile(self.stored_as, self.name, self.media_type, result.size,
                           result.sha256)
 
     def abort(self) -> None:
         with contextlib.suppress(OSError):
             self._out.close()
-        with contextlib.suppress(FileNotFoundError):
-            self._part.unlink()
+        for path in (self._part, self._final):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
 
 
 def seal_file(settings: Settings, path: Path, name: str | None = None) -> StoredFile:

@@ -66,8 +66,8 @@ class _Upload:
 
     def on_part_end(self) -> None:
         if self._sealing is not None:
-            sealing, self._sealing = self._sealing, None
-            self.files.append(sealing.finish())
+            self.files.append(self._sealing.finish())  # finish() aborts itself on failure
+            self._sealing = None
             return
         _, disposition = parse_options_header(self._headers.get(b"content-disposition", b""))
         if b"filename" in disposition:
