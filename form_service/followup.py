@@ -18,14 +18,15 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from form_service import outbox
+from form_service.customer.forms import MAX_LENGTH
 from form_service.models import OutboxMessage, Request, RequestEvent
 from form_service.records import OPEN, WITHDRAWN, NotAllowed, RequestRecord
 from form_service.references import normalise_reference
 from form_service.store import Store, _reason, _require_open, append_event, to_record
 from form_service.text import plain_text
 
-# The reply box takes what the form's details field takes (customer/forms.py MAX_LENGTH).
-MAX_REPLY = 5000
+# The reply box takes what the form's details field takes.
+MAX_REPLY = MAX_LENGTH["details"]
 
 
 @dataclass(frozen=True)

@@ -262,6 +262,7 @@ def test_a_reply_and_a_withdrawal_reach_the_helpdesk_naming_the_ticket(
         verify(SECRET, got["body"], got["headers"][SIGNATURE_HEADER])
         body = json.loads(got["body"])
         assert body["in_reply_to"] == ticket_id and body["reference"] == reference
-        assert got["headers"][DELIVERY_HEADER] == f"<{reference}.webhook_{event}@pulkstenu-outlets.lv>"
+        delivery = f"<{reference}.webhook_{event}@pulkstenu-outlets.lv>"
+        assert got["headers"][DELIVERY_HEADER] == delivery
     assert json.loads(bodies["reply"]["body"])["text"] == "A-1042, please."
     assert {m.kind: m.status for m in hook_store.messages(reference)}["reply"] == "sent"
