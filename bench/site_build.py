@@ -1,7 +1,7 @@
 """How much our site build costs next to plain mkdocs-material, and how it grows.
 
-For N versions (default 1, 10, 50, 200) x 2 languages this script writes a
-project tree into a temporary folder: the real content/<lang>/index.md text is
+For N versions (default 1, 10, 50, 200) x the project's languages (lv, en, ru)
+this script writes a project tree into a temporary folder: the real content/<lang>/index.md text is
 version 1.0, and every later version changes a few words of the one before
 (so comparison pages have real diffs); effective dates rise a week apart and
 all lie before the build date. The newest version is content/<lang>/index.md,
@@ -57,14 +57,22 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-LANGS = ("lv", "en")
+# The project's languages (mkdocs.yml): the bench builds every one of them.
+LANGS = tuple(
+    entry["locale"]
+    for plugin in yaml.safe_load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"))["plugins"]
+    if isinstance(plugin, dict) and "i18n" in plugin
+    for entry in plugin["i18n"]["languages"]
+)
 BUILD_DATE = dt.date(2026, 12, 1)
 RATIO_TARGET, SLOPE_TOLERANCE = 1.15, 1.5
 SUMMARY = {
     "lv": "Veiktspējas testa versija {id}: mainīti daži vārdi.",
     "en": "Benchmark version {id}: a few words changed.",
+    "ru": "Версия {id} для замера: изменено несколько слов.",
 }
-CHANGES_TITLE = {"lv": "Izmaiņas versijā {id}", "en": "Changes in version {id}"}
+CHANGES_TITLE = {"lv": "Izmaiņas versijā {id}", "en": "Changes in version {id}",
+                 "ru": "Изменения в версии {id}"}
 
 
 def body_of(path: Path) -> str:
@@ -103,6 +111,8 @@ def write_tree(dest: Path, n: int, kind: str, baseline_changes: str) -> None:
         )
     else:
         config.pop("hooks", None)
+        # Without the generator's plugin (its hooks and theme overrides).
+        config["plugins"] = [p for p in config["plugins"] if p != "policy-site"]
         config["theme"].pop("custom_dir", None)
     dest.mkdir(parents=True, exist_ok=True)
     (dest / "mkdocs.yml").write_text(yaml.safe_dump(config, allow_unicode=True), "utf-8")

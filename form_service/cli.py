@@ -72,6 +72,40 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    from site_config.facts import load_ui_texts
+    from site_config.gdpr13 import render_markdown, render_text, run_audit
+
+    site = load_site(args.root)
+    lang = _editor_language(args.lang, site.language_codes)
+    audit = run_audit(site, lang)
+    print(render_text(site, lang, audit), end="")
+    github = args.format == "github" or (
+        args.format is None and os.environ.get("GITHUB_ACTIONS") == "true"
+    )
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if github and summary:
+        with open(summary, "a", encoding="utf-8") as out:
+            out.write(render_markdown(site, lang, audit))
+    # A report, not a gate: the binding text is the editors' decision. --strict makes
+    # a missing item an error (for a shop that wants its pipeline to insist).
+    if args.strict and audit.incomplete:
+        print(load_ui_texts(site.root, lang)["audit_strict_failed"], file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from site_config.init import init_project
+
+    languages = [code.strip() for code in args.languages.split(",") if code.strip()]
+    written = init_project(args.dir, args.controller, languages)
+    print(f"Wrote a new policy project for {args.controller} in {args.dir} "
+          f"({len(written)} files).")
+    print(f"Next: cd {args.dir} && policy-site check — it lists what only the shop can fill in.")
+    return 0
+
+
 def cmd_new_version(args: argparse.Namespace) -> int:
     from site_config.new_version import new_version
 
@@ -170,7 +204,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--site-dir", type=Path, help="build here instead of site/")
 
     p = add("check", cmd_check, "Check the policy texts and say in plain words what to fix.")
-    p.add_argument("--lang", help="language of the messages (lv or en)")
+    p.add_argument("--lang", help="language of the messages (a language of the project)")
     p.add_argument("--date", type=_date, help="treat this day as today (YYYY-MM-DD)")
     p.add_argument(
         "--format", choices=("text", "github"),
@@ -182,6 +216,25 @@ def _parser() -> argparse.ArgumentParser:
         help="in the job summary, compare the policy texts with this branch or commit, "
              "word by word (e.g. origin/main)",
     )
+
+    p = add("audit", cmd_audit, "Report which items GDPR Art. 13 requires the policy states, "
+            "where the text answers each (site_config/gdpr13.yml) and what is missing.")
+    p.add_argument("--lang", help="language of the report (a language of the project)")
+    p.add_argument("--strict", action="store_true",
+                   help="exit with status 1 when an item is missing")
+    p.add_argument(
+        "--format", choices=("text", "github"),
+        help="github: also the report as a table in the job summary (GITHUB_STEP_SUMMARY; "
+             "the default when GITHUB_ACTIONS=true)",
+    )
+
+    p = add("init", cmd_init, "Write a new, working policy project for another shop into DIR.")
+    p.add_argument("dir", type=Path, metavar="DIR", help="a new or empty folder")
+    p.add_argument("--controller", required=True, metavar="NAME",
+                   help='the shop\'s legal name, e.g. "Name SIA"')
+    p.add_argument("--languages", default="lv,en", metavar="CODES",
+                   help="the site's languages, the binding one first (default: lv,en)")
+    p.set_defaults(needs_project=False)
 
     p = add("new-version", cmd_new_version, "Archive the current version and start the next one.")
     p.add_argument("id", help="the new version's number, e.g. 1.1")
@@ -222,13 +275,15 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from site_config.build_site import BuildError
+    from site_config.init import InitError
     from site_config.new_version import ReleaseError
     from site_config.versions import VersionError
 
     try:
-        args.root = project_at(args.project) if args.project else find_project()
+        if getattr(args, "needs_project", True):
+            args.root = project_at(args.project) if args.project else find_project()
         return int(args.func(args))
-    except (BuildError, ReleaseError, FactsError, ValueError) as exc:
+    except (BuildError, ReleaseError, FactsError, InitError, ValueError) as exc:
         print(f"policy-site {args.command}: {exc}", file=sys.stderr)
         return 1
     except VersionError as exc:

@@ -7,12 +7,14 @@ fix it, in the editor's language (texts/<lang>.yml, keys check_*).
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from site_config.facts import Site, load_ui_texts, text_files
+from site_config.facts import FactsError, Site, load_ui_texts, text_files
 from site_config.ledger import LedgerEntry, read_ledger
+from site_config.plurals import integer_plural_categories
 from site_config.versions import (
     PolicyText,
     VersionError,
@@ -62,6 +64,7 @@ def run_checks(site: Site, today: dt.date) -> list[Problem]:
         return problems  # the version checks below need readable headers
     ledger = read_ledger(site.root)
     problems += _check_languages_agree(site, per_lang)
+    problems += _check_unfinished(site, per_lang)
     for lang, texts in per_lang.items():
         problems += _check_against_ledger(site, lang, texts, ledger)
         problems += _check_sequence(site, texts, ledger, today)
@@ -103,23 +106,100 @@ def _read_language(site: Site, lang: str) -> tuple[list[PolicyText], list[Proble
 
 
 def _check_texts_catalogue(site: Site) -> list[Problem]:
-    default = site.default_language
-    reference = text_files(site.root, default)
+    """Every text in every language: a key any language has is missing in none, a plural
+    text has each form its language needs, and the rights and the authority are named.
+
+    The reference is every language's keys together, not only the binding language's, so
+    that a text added in one language alone is named in the others too.
+    """
+    files = {lang: text_files(site.root, lang) for lang in site.language_codes}
+    texts = {lang: _texts_or_empty(site, lang) for lang in site.language_codes}
+    reference: dict[str, Path] = {}
+    for lang in site.language_codes:
+        for key, path in files[lang].items():
+            reference.setdefault(key, path)
     problems = []
-    for lang in site.language_codes[1:]:
-        present = text_files(site.root, lang)
+    for lang in site.language_codes:
         for key, ref_path in reference.items():
-            if key not in present:
-                expected = ref_path.with_name(ref_path.name.replace(f".{default}.", f".{lang}."))
+            expected = _same_area(ref_path, lang)
+            params = {"lang": lang, "expected": expected.name, "default": ref_path.name}
+            if key not in files[lang]:
                 problems.append(Problem(expected, None, "check_text_missing",
-                                        {"key": key, "lang": lang, "expected": expected.name,
-                                         "default": ref_path.name}))
+                                        {"key": key, **params}))
+                continue
+            problems += _check_table(site, texts, lang, key, files[lang][key], params)
     for right in site.rights:
         for lang in site.language_codes:
             if not right.label.get(lang) or not right.hint.get(lang):
                 problems.append(Problem(site.config_dir / "rights.yml", None,
                                         "check_right_label_missing",
                                         {"right": right.id, "lang": lang}))
+    names = site.authority.get("name")
+    for lang in site.language_codes:
+        if not isinstance(names, dict) or not names.get(lang):
+            problems.append(Problem(site.config_dir / "site.yml", None,
+                                    "check_authority_name_missing", {"lang": lang}))
+    return problems
+
+
+def _texts_or_empty(site: Site, lang: str) -> dict[str, Any]:
+    try:
+        # Read afresh, not from the cache: the editor has just changed these files.
+        return load_ui_texts.__wrapped__(site.root, lang)  # type: ignore[attr-defined,no-any-return]
+    except FactsError:
+        return {}  # no file at all in this language: each text is named as missing
+
+
+_CATEGORIES = frozenset({"zero", "one", "two", "few", "many", "other"})
+
+
+def _is_plural(value: dict[str, Any]) -> bool:
+    """{one: ..., other: ...}: a text in a form per CLDR plural category."""
+    return bool(value) and set(value) <= _CATEGORIES
+
+
+def _same_area(path: Path, lang: str) -> Path:
+    """site_config/texts/form.lv.yml -> site_config/texts/form.<lang>.yml."""
+    area = path.name.split(".", 1)[0]
+    return path.with_name(f"{area}.{lang}.yml")
+
+
+def _check_table(site: Site, texts: dict[str, dict[str, Any]], lang: str, key: str,
+                 path: Path, params: dict[str, Any]) -> list[Problem]:
+    """A table of texts (form_wtforms): each entry of any language is here, and an entry
+    with forms per number has every form this language's numbers take (CLDR)."""
+    mine = texts[lang].get(key)
+    if not isinstance(mine, dict):
+        return []
+    needed = integer_plural_categories(lang)
+    if _is_plural(mine):
+        # A text with a number in it ({n} days late): one form per category of this language.
+        missing = needed - set(mine)
+        if not missing:
+            return []
+        return [Problem(path, None, "check_plural_missing",
+                        {**params, "key": key, "categories": ", ".join(sorted(missing)),
+                         "needed": ", ".join(sorted(needed))})]
+    entries: dict[str, Any] = {}
+    for other in site.language_codes:
+        table = texts[other].get(key)
+        if isinstance(table, dict):
+            for entry, value in table.items():
+                entries.setdefault(entry, value)
+    problems = []
+    for entry, sample in entries.items():
+        label = f"{key}: {entry}"
+        if entry not in mine:
+            problems.append(Problem(path, None, "check_text_missing", {**params, "key": label}))
+            continue
+        value = mine[entry]
+        plural = isinstance(value, dict) or isinstance(sample, dict)
+        have = set(value) if isinstance(value, dict) else set()
+        if plural and not needed <= have:
+            problems.append(Problem(path, None, "check_plural_missing",
+                                    {**params, "key": label,
+                                     "categories": ", ".join(sorted(needed - have)),
+                                     "needed": ", ".join(sorted(needed))}))
     return problems
 
 
@@ -172,6 +252,34 @@ def _check_languages_agree(site: Site, per_lang: dict[str, list[PolicyText]]) ->
                              "other": other.effective.isoformat(),
                              "other_file": _relative(site, other.path)})
                 )
+    return problems
+
+
+_TODO = re.compile(r"\bTODO\b")
+
+
+def _check_unfinished(site: Site, per_lang: dict[str, list[PolicyText]]) -> list[Problem]:
+    """What a new project (`policy-site init`) leaves to the shop: TODOs in site.yml, and a
+    working text still marked `draft: true` or holding a TODO."""
+    problems = []
+    facts = site.config_dir / "site.yml"
+    for number, line in enumerate(facts.read_text("utf-8").splitlines(), start=1):
+        if _TODO.search(line) and not line.lstrip().startswith("#"):
+            problems.append(Problem(facts, number, "check_site_todo", {"text": line.strip()}))
+    for texts in per_lang.values():
+        working = next((t for t in texts if t.is_working_copy), None)
+        if working is None:
+            continue
+        lines = working.path.read_text("utf-8").splitlines()
+        if working.meta.get("draft"):
+            number = next((n for n, line in enumerate(lines, start=1)
+                           if line.startswith("draft:")), 1)
+            problems.append(Problem(working.path, number, "check_draft", {"version": working.id}))
+        header_end = len(lines) - len(working.body.splitlines())
+        for number, line in enumerate(lines[header_end:], start=header_end + 1):
+            if _TODO.search(line):
+                problems.append(Problem(working.path, number, "check_policy_todo",
+                                        {"text": line.strip()}))
     return problems
 
 
@@ -233,6 +341,11 @@ def _check_sequence(
                 )
         if entry is None and text.lang == site.default_language:
             problems.append(Problem(text.path, 2, "check_not_sealed", {"version": text.id}))
+        elif entry is not None and text.lang not in entry.sha256:
+            # A translation added to a sealed version (a new language): its text is
+            # frozen only once seal records it too.
+            problems.append(Problem(text.path, 2, "check_translation_not_sealed",
+                                    {"version": text.id, "lang": text.lang}))
         previous = text
     return problems
 

@@ -34,7 +34,8 @@ def build_feed(site: Site, lang: str, versions: list[PolicyText], ui: dict[str, 
 
     feed = ET.Element(f"{{{ATOM}}}feed", {"xml:lang": lang})
     ET.SubElement(feed, f"{{{ATOM}}}id").text = base
-    ET.SubElement(feed, f"{{{ATOM}}}title").text = ui["feed_title"]
+    ET.SubElement(feed, f"{{{ATOM}}}title").text = ui["feed_title"].format(
+        controller=site.controller_name)
     ET.SubElement(feed, f"{{{ATOM}}}updated").text = _stamp(
         max((announced(t) for t in versions), default=dt.date.today())
     )

@@ -101,6 +101,9 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
     if not config.plugins["i18n"].building:
         load_site.cache_clear()
         load_ui_texts.cache_clear()
+        # One process may build several projects (the plugin's module is shared by all):
+        # nothing one build learnt may leak into the next.
+        _state.clear()
     return config
 
 
@@ -219,7 +222,23 @@ def on_page_content(html_: str, *, page: Page, config: MkDocsConfig, files: File
     if text is None:
         return html_
     line = html.escape(state.ui["version_line"].format(version=text.id, date=state.date(text)))
-    return html_.replace("</h1>", f'</h1>\n<p class="policy-version">{line}</p>', 1)
+    after_title = f'<p class="policy-version">{line}</p>'
+    if state.lang != state.site.default_language:
+        # Every translation says which text binds, and links to it (the same page).
+        binding = state.site.default_language
+        after_title += (
+            f'\n<p class="policy-translation">{html.escape(state.ui["translation_notice"])} '
+            f'<a href="{html.escape(_binding_url(state, page))}" hreflang="{binding}">'
+            f'{html.escape(state.ui["translation_link"])}</a></p>'
+        )
+    return html_.replace("</h1>", f"</h1>\n{after_title}", 1)
+
+
+def _binding_url(state: _Build, page: Page) -> str:
+    """The same policy text in the binding language: its root or its archived version."""
+    kind, version_id = _kind(page, state.lang)
+    prefix = state.site.prefix(state.site.default_language)
+    return f"{prefix}versions/{version_id}/" if kind == "archive" else prefix
 
 
 def on_page_context(
@@ -231,7 +250,7 @@ def on_page_context(
     policy: dict[str, Any] = {
         "history_url": f"{site.prefix(lang)}versions/",
         "feed_url": f"{site.prefix(lang)}feed.xml",
-        "feed_title": ui["feed_title"],
+        "feed_title": ui["feed_title"].format(controller=site.controller_name),
     }
     if state.upcoming:
         policy["banner"] = {

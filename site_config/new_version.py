@@ -18,6 +18,7 @@ from site_config.checks import run_checks
 from site_config.facts import Site
 from site_config.ledger import LedgerEntry, read_ledger, write_ledger
 from site_config.versions import (
+    PolicyText,
     archive_path,
     load_versions,
     read_policy_file,
@@ -98,9 +99,25 @@ def new_version(site: Site, new_id: str, effective: dt.date) -> list[Path]:
     return written
 
 
+def _add_translations(entry: LedgerEntry, texts: dict[str, list[PolicyText]]) -> LedgerEntry | None:
+    """A sealed version with the fingerprints of languages added since (a new translation of
+    it); the fingerprints already there never change. None when nothing is new."""
+    new = {
+        lang: text.sha256
+        for lang, versions in texts.items()
+        for text in versions
+        if text.id == entry.id and lang not in entry.sha256
+    }
+    if not new:
+        return None
+    return LedgerEntry(entry.id, entry.effective, entry.sealed_on, {**entry.sha256, **new})
+
+
 def seal(site: Site, today: dt.date) -> list[str]:
-    """Record the fingerprints of every version not yet in the ledger."""
-    problems = [p for p in run_checks(site, today) if p.key != "check_not_sealed"]
+    """Record the fingerprints of every version not yet in the ledger, and of every
+    translation added to a sealed version."""
+    problems = [p for p in run_checks(site, today)
+                if p.key not in ("check_not_sealed", "check_translation_not_sealed")]
     if problems:
         raise ReleaseError("Fix the problems `policy-site check` reports before sealing.")
     ledger = read_ledger(site.root)
@@ -108,6 +125,10 @@ def seal(site: Site, today: dt.date) -> list[str]:
     sealed = []
     for text in texts[site.default_language]:
         if text.id in ledger:
+            added = _add_translations(ledger[text.id], texts)
+            if added:
+                ledger[text.id] = added
+                sealed.append(text.id)
             continue
         ledger[text.id] = LedgerEntry(
             id=text.id,

@@ -26,7 +26,8 @@ REFERENCE = re.compile(r"PO-[0-9A-Z]{4}-[0-9A-Z]{4}")
 
 class LiveService:
     def __init__(self, var_dir: Path, site_dir: Path, smtp_url: str | None,
-                 **extra_env: str) -> None:
+                 project: Path = ROOT, **extra_env: str) -> None:
+        self.project = project
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.env = {
@@ -55,7 +56,7 @@ class LiveService:
         # The log goes to a file: a pipe nobody reads would stall a chatty server.
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "form_service.cli", "--project", str(ROOT), "serve",
+                [sys.executable, "-m", "form_service.cli", "--project", str(self.project), "serve",
                  "--host", "127.0.0.1", "--port", str(self.port)],
                 env=self.env, stdout=log, stderr=subprocess.STDOUT,
             )

@@ -8,14 +8,29 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import TypeVar
 
 from site_config.facts import Site, load_site
+
+T = TypeVar("T")
 
 # The repository these tests belong to (the tests test their own project,
 # wherever the suite is started from).
 ROOT = Path(__file__).resolve().parent.parent
 # The console script of the environment running the tests: the editable install.
 POLICY_SITE = Path(sys.executable).with_name("policy-site")
+# The project's languages as mkdocs.yml lists them, the binding one first, and the
+# path prefix of each ("/", "/en/", "/ru/"): tests loop over these, never over names.
+LANGUAGES = load_site(ROOT).language_codes
+PREFIXES = {lang: load_site(ROOT).prefix(lang) for lang in LANGUAGES}
+
+
+def per_language(values: dict[str, T]) -> dict[str, T]:
+    """What a test needs in each language (its words, its expected texts), checked to name
+    every configured language: one added to mkdocs.yml fails here until its words are added."""
+    assert set(values) == set(LANGUAGES), (
+        f"the test has words for {sorted(values)}, the project's languages are {LANGUAGES}")
+    return values
 
 
 def copy_project(dest: Path) -> Path:

@@ -15,6 +15,7 @@ from typing import Any
 import httpx2
 import pytest
 from browser import axe_violations, chromium
+from site_tree import LANGUAGES, PREFIXES
 from web_support import SECRET, make_settings, served
 
 from form_service.records import NewRequest, RequestRecord
@@ -23,7 +24,6 @@ from form_service.tokens import make_token
 from form_service.web.ratelimit import RateLimits
 
 pytestmark = pytest.mark.browser
-PREFIXES = {"lv": "/", "en": "/en/"}
 REFERENCE = re.compile(r"PO-[0-9A-Z]{4}-[0-9A-Z]{4}")
 
 
@@ -56,7 +56,7 @@ def _fill(page: Any, email: str) -> None:
     page.fill("#details", "Lūdzu, atsūtiet manus datus.")
 
 
-@pytest.mark.parametrize("lang", ["lv", "en"])
+@pytest.mark.parametrize("lang", LANGUAGES)
 def test_form_pages_have_no_violations(browser: Any, base: str, lang: str) -> None:
     """Empty form, form with errors, confirmation and every verification result pass axe."""
     page = browser.new_page(viewport={"width": 412, "height": 900})
@@ -88,7 +88,7 @@ def test_form_pages_have_no_violations(browser: Any, base: str, lang: str) -> No
     page.close()
 
 
-@pytest.mark.parametrize("lang", ["lv", "en"])
+@pytest.mark.parametrize("lang", LANGUAGES)
 def test_error_pages_have_no_violations(browser: Any, base: str, lang: str,
                                         tmp_path: Path) -> None:
     """The 404, 413, 429 and 500 pages, as the service sends them, pass axe."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import wtforms
-from site_tree import ROOT
+from site_tree import LANGUAGES, ROOT
 from starlette.datastructures import ImmutableMultiDict as MultiDict
 
 from form_service.customer.forms import MAX_LENGTH, first_errors, make_form
@@ -43,7 +43,7 @@ def test_valid_form_passes() -> None:
     assert form.details.data == VALID["details"]
 
 
-@pytest.mark.parametrize("lang", ["lv", "en"])
+@pytest.mark.parametrize("lang", LANGUAGES)
 def test_catalogue_translates_every_wtforms_message(lang: str) -> None:
     """Each msgid in WTForms' catalogue has a text in form.<lang>.yml (WTForms ships no Latvian)."""
     table = texts_of(SITE, lang)[WTFORMS_TABLE]
@@ -68,12 +68,43 @@ def test_wtforms_messages_are_english_on_the_english_form() -> None:
 
 @pytest.mark.parametrize(
     ("n", "category"),
-    [(1, "one"), (21, "one"), (101, "one"), (11, "other"), (2, "other"), (0, "other"),
-     (111, "other"), (200, "other")],
+    [(1, "one"), (21, "one"), (101, "one"), (11, "zero"), (2, "other"), (0, "zero"),
+     (111, "zero"), (200, "zero"), (22, "other")],
 )
 def test_latvian_plural_rule(n: int, category: str) -> None:
-    """Latvian takes the singular after numbers ending in 1 except 11 (CLDR)."""
+    """Latvian takes the singular after numbers ending in 1 except 11, and CLDR's "zero"
+    after 0, 10-20, 30, ... (CLDR, from babel)."""
     assert plural_category("lv", n) == category
+
+
+@pytest.mark.parametrize(
+    ("n", "category"),
+    [(1, "one"), (21, "one"), (2, "few"), (24, "few"), (5, "many"), (11, "many"),
+     (12, "many"), (0, "many"), (111, "many"), (101, "one")],
+)
+def test_russian_plural_rule(n: int, category: str) -> None:
+    """Russian: 1 символ, 2 символа, 5 символов; 11-14 take "many" (CLDR, from babel)."""
+    assert plural_category("ru", n) == category
+
+
+def test_russian_wtforms_messages_agree_with_the_number() -> None:
+    """ngettext picks the Russian form each number needs: 1, 21 символ; 3 символа; 200 символов."""
+    translations = Translations(SITE, "ru")
+    msgid = "Field must be exactly %(max)d character long."
+    plural = "Field must be exactly %(max)d characters long."
+    said = {n: translations.ngettext(msgid, plural, n) % {"max": n} for n in (1, 21, 3, 200)}
+    assert said == {1: "В поле должен быть ровно 1 символ.",
+                    21: "В поле должен быть ровно 21 символ.",
+                    3: "В поле должно быть ровно 3 символа.",
+                    200: "В поле должно быть ровно 200 символов."}
+
+
+def test_wtforms_messages_are_russian_on_the_russian_form() -> None:
+    """WTForms' own length and choice messages come out in Russian on the Russian form."""
+    form = _form("ru", name="x" * (MAX_LENGTH["name"] + 1), request_type="everything")
+    assert not form.validate()
+    assert form.name.errors == ["В поле не может быть больше 200 символов."]
+    assert form.request_type.errors == ["Недопустимый вариант."]
 
 
 def test_latvian_singular_message() -> None:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from site_tree import ROOT
+from site_tree import LANGUAGES, PREFIXES, ROOT
 from starlette.testclient import TestClient
 from web_support import SECRET, client_for, confirmation, count_requests, make_settings
 from web_support import stored_request as stored
@@ -42,7 +42,7 @@ FUZZ = settings(
 COOKIE = new_csrf_cookie(load_settings({"POLICY_SECRET_KEY": SECRET,
                                         "POLICY_VAR_DIR": "/nonexistent-var"}))
 RIGHTS = [right.id for right in load_site(ROOT).rights]
-SHA = {lang: load_versions(ROOT / "content", lang)[-1].sha256 for lang in ("lv", "en")}
+SHA = {lang: load_versions(ROOT / "content", lang)[-1].sha256 for lang in LANGUAGES}
 SINGLE_LINE = ("name", "email", "phone", "order_number")
 
 
@@ -148,12 +148,12 @@ def _check(service: Service, response: Any, fields: dict[str, list[str]], before
 
 
 @settings(FUZZ, max_examples=5000)
-@given(fields=_field_values(), lang=st.sampled_from(["lv", "en"]))
+@given(fields=_field_values(), lang=st.sampled_from(LANGUAGES))
 def test_fuzzed_fields(service: Service, fields: dict[str, list[str]], lang: str) -> None:
     """Any field values, missing or doubled fields: no 5xx; accepted ones stored exactly."""
     before = count_requests(service.settings)
     data = {**fields, "csrf_token": [service.csrf], "form_token": [service.form_token(lang)]}
-    path = "/request/" if lang == "lv" else "/en/request/"
+    path = f"{PREFIXES[lang]}request/"
     _check(service, service.post(path, data=data), fields, before)
 
 
@@ -214,7 +214,8 @@ _content_types = st.sampled_from([
 @given(body=st.one_of(st.binary(max_size=2000),
                       st.builds(lambda b, n: b * n, st.binary(min_size=1, max_size=4),
                                 st.integers(0, 40_000))),
-       content_type=_content_types, lang=st.sampled_from(["/request/", "/en/request/"]))
+       content_type=_content_types,
+       lang=st.sampled_from([f"{prefix}request/" for prefix in PREFIXES.values()]))
 def test_fuzzed_raw_bodies(service: Service, body: bytes, content_type: str | None,
                            lang: str) -> None:
     """Arbitrary bytes under any content type are refused cleanly and store nothing."""

@@ -6,7 +6,15 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-from site_tree import commit_all, copy_project, edit, release, run_policy_site
+from site_tree import (
+    LANGUAGES,
+    commit_all,
+    copy_project,
+    edit,
+    per_language,
+    release,
+    run_policy_site,
+)
 
 from site_config.github import escape_data, escape_property
 
@@ -58,14 +66,16 @@ def test_each_problem_is_an_annotation_on_its_file_and_line(project: Path,
 
 def test_a_problem_without_a_line_is_annotated_on_its_file(project: Path,
                                                            tmp_path: Path) -> None:
-    """A page missing in one language is an ::error on the page that exists, with no line."""
+    """A page missing in the other languages is an ::error on the page that exists, with no
+    line, once for each language that lacks it."""
     (project / "content" / "en" / "about.md").write_text("# About\n", encoding="utf-8")
     status, lines, _ = _github_check(project, tmp_path / "summary.md")
     assert status == 1
     errors = [line for line in lines if line.startswith("::error ")]
-    assert len(errors) == 1
-    assert errors[0].startswith("::error file=content/en/about.md,title=policy-site check::"
-                                "The page about.md exists in en but not in lv.")
+    assert errors == [
+        "::error file=content/en/about.md,title=policy-site check::The page about.md exists in "
+        f"en but not in {lang}. Create content/{lang}/about.md with the translation."
+        for lang in LANGUAGES if lang != "en"]
 
 
 def test_summary_lists_the_problems_and_the_word_changes(project: Path, tmp_path: Path) -> None:
@@ -86,10 +96,11 @@ def test_summary_of_a_release_shows_the_archived_copy_and_the_new_words(
         project: Path, tmp_path: Path) -> None:
     """After new-version, edit and seal, the summary passes and names what changed."""
     commit_all(project, "Start version 1.1", branch="v1.1")
-    release(project, "1.1", dt.date(2026, 12, 28), {
+    release(project, "1.1", dt.date(2026, 12, 28), per_language({
         "lv": ("SMS apziņošanu", "SMS un e-pasta apziņošanu", "Arī e-pasta paziņojumi."),
         "en": ("SMS notifications", "SMS and e-mail notifications", "E-mail notices too."),
-    }, dt.date(2026, 11, 27))
+        "ru": ("SMS-уведомления", "SMS- и e-mail-уведомления", "Также уведомления по e-mail."),
+    }), dt.date(2026, 11, 27))
     status, lines, summary = _github_check(project, tmp_path / "summary.md",
                                            "--compare-with", "main")
     assert status == 0, lines

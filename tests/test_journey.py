@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 from browser import chromium
 from live_service import REFERENCE, LiveService
-from site_tree import ROOT
+from site_tree import LANGUAGES, ROOT
 from smtp_server import Received, SmtpServer
 
 from site_config.build_site import build_site
+from site_config.facts import load_site
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -68,13 +69,15 @@ def body_of(mail: Received) -> str:
     [
         ("/en/", "Erase your data", "en", "content/en/index.md", "confirmed"),
         ("/", "Datu dzēšana", "lv", "content/lv/index.md", "apstiprināt"),
+        ("/ru/", "Удаление ваших данных", "ru", "content/ru/index.md", "подтвержд"),
     ],
 )
 def test_erasure_request_from_policy_page_to_staff_ticket(  # type: ignore[no-untyped-def]
     browser, service: LiveService, smtp: SmtpServer, start: str, right_label: str, lang: str,
     policy_file: str, confirmed_words: str,
 ) -> None:
-    """A reader follows "use your rights", confirms the e-mail, and staff get the exact version."""
+    """A reader follows "use your rights" in their language, confirms the e-mail written in
+    it, and staff get the exact version in the staff language."""
     email = f"janis.{lang}.{time.monotonic_ns()}@example.lv"
     page = browser.new_page()
     page.goto(service.base_url + start)
@@ -95,6 +98,8 @@ def test_erasure_request_from_policy_page_to_staff_ticket(  # type: ignore[no-un
     link = re.search(rf"{re.escape(service.base_url)}/request/verify/\S+", body_of(verify_mail))
     assert link, body_of(verify_mail)
     assert reference in body_of(verify_mail)
+    # The customer's e-mail is in the language they wrote in; staff's in the staff language.
+    assert verify_mail.message["Content-Language"] == lang
     page.goto(link[0])
     # Opening the link only shows the page; the button confirms (a scanner never presses it).
     assert reference in page.locator("main").inner_text()
@@ -105,6 +110,7 @@ def test_erasure_request_from_policy_page_to_staff_ticket(  # type: ignore[no-un
     ticket = wait_for_mail(smtp, lambda m: STAFF in m.recipients and reference in str(
         m.message["Subject"]))
     text = body_of(ticket)
+    assert ticket.message["Content-Language"] == load_site(ROOT).staff_language
     sha = hashlib.sha256((ROOT / policy_file).read_bytes()).hexdigest()
     assert sha in text
     assert "1.0" in text
@@ -130,6 +136,6 @@ def test_errors_show_a_summary_that_takes_focus(browser, service: LiveService) -
 
 def test_policy_file_paths_exist() -> None:
     """The files whose fingerprints the journey compares are the committed texts."""
-    for lang in ("lv", "en"):
+    for lang in LANGUAGES:
         assert (ROOT / "content" / lang / "index.md").is_file()
         assert Path(ROOT / "content" / lang / "index.md").read_bytes().startswith(b"---\n")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 from delivery_support import SHA, T0
-from site_tree import ROOT
+from site_tree import LANGUAGES, ROOT
 from smtp_server import SmtpServer
 
 from form_service.delivery.emails import MessageError, Outgoing, render, ticket_json
@@ -60,7 +60,8 @@ def parsed(outgoing: Outgoing) -> EmailMessage:
 
 @pytest.mark.parametrize(
     ("lang", "due", "link_hours"),
-    [("lv", "4.01.2027.", "72 stundu"), ("en", "4 January 2027", "72 hours")],
+    [("lv", "4.01.2027.", "72 stundu"), ("en", "4 January 2027", "72 hours"),
+     ("ru", "4 января 2027 г.", "72 ч")],
 )
 def test_verify_email(settings: Settings, lang: str, due: str, link_hours: str) -> None:
     """The "verify" e-mail reaches the customer in their language: reference, due date, link."""
@@ -258,11 +259,11 @@ def test_smtp_urls() -> None:
 
 
 def test_email_texts_have_the_same_keys_in_each_language() -> None:
-    """email.lv.yml and email.en.yml define the same email_* texts."""
+    """email.<lang>.yml of every language defines the same email_* texts."""
     folder = ROOT / "site_config" / "texts"
     keys = [set(yaml.safe_load((folder / f"email.{lang}.yml").read_text("utf-8")))
-            for lang in ("lv", "en")]
-    assert keys[0] == keys[1]
+            for lang in LANGUAGES]
+    assert all(each == keys[0] for each in keys)
     assert all(key.startswith("email_") for key in keys[0])
 
 
@@ -281,6 +282,9 @@ CLOSE = {"outcome": "refused", "reason": "No account matches your address.",
         ("en", "Your request PO-7K3M-9QXD: we will answer by 1 February 2027",
          ["Answer was due:  4 January 2027", "Answer now due:  1 February 2027",
           "GDPR Art. 12(3)"]),
+        ("ru", "Ваш запрос PO-7K3M-9QXD: мы ответим до 1 февраля 2027 г.",
+         ["Прежний срок:      4 января 2027 г.", "Новый срок:        1 февраля 2027 г.",
+          "статья 12(3) GDPR"]),
     ],
 )
 def test_extend_email(settings: Settings, lang: str, subject: str, facts: list[str]) -> None:
@@ -309,6 +313,11 @@ def test_extend_email(settings: Settings, lang: str, subject: str, facts: list[s
           "Received:     1 December 2026, 11:30 Riga time"]),
         ("lv", "done", "Jūsu pieprasījums PO-7K3M-9QXD ir izpildīts", ["Ko mēs izdarījām:"]),
         ("en", "done", "Your request PO-7K3M-9QXD has been carried out", ["What we did:"]),
+        ("ru", "refused", "Ответ на ваш запрос PO-7K3M-9QXD: мы не будем его выполнять",
+         ["Государственная инспекция данных (Datu valsts inspekcija)", "статья 77 GDPR",
+          "судебной защитой", "Ответ дан:     3 января 2027 г.",
+          "Получен:       1 декабря 2026 г., 11:30 по рижскому времени"]),
+        ("ru", "done", "Ваш запрос PO-7K3M-9QXD выполнен", ["Что мы сделали:"]),
     ],
 )
 def test_close_email(settings: Settings, lang: str, outcome: str, subject: str,

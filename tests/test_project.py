@@ -119,7 +119,8 @@ def test_installed_copy_builds_and_checks_the_clone_it_is_run_in(tmp_path: Path)
     assert built.returncode == 0, built.stderr
     page = (clone / "site" / "en" / "index.html").read_text(encoding="utf-8")
     assert B_MARK in page
-    assert (clone / "site" / "versions.json").is_file()  # mkdocs.yml's hooks ran, from B
+    # The hooks ran: the policy-site plugin of the installation A, with B's texts.
+    assert (clone / "site" / "versions.json").is_file()
 
     checked = _run([str(policy_site), "check", "--date", "2026-12-01"], cwd=clone)
     assert checked.returncode == 0, checked.stdout + checked.stderr
@@ -128,3 +129,19 @@ def test_installed_copy_builds_and_checks_the_clone_it_is_run_in(tmp_path: Path)
     broken = _run([str(policy_site), "check", "--date", "2026-12-01"], cwd=clone / "content")
     assert broken.returncode == 1
     assert broken.stdout.startswith("content/en/index.md:2: You changed the policy text")
+
+
+def test_installed_copy_inits_a_project_that_builds(tmp_path: Path) -> None:
+    """`pip install .` ships what init and the build need (starter files, default texts,
+    theme overrides): a project it writes builds with that installation alone."""
+    policy_site = _install_copy_of_a(tmp_path)
+    project = tmp_path / "new-shop"
+    made = _run([str(policy_site), "init", str(project), "--controller", "Laiks SIA"],
+                cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    built = _run([str(policy_site), "build"], cwd=project)
+    assert built.returncode == 0, built.stderr
+    assert (project / "site" / "versions.json").is_file()
+    assert (project / "site" / "assets" / "stylesheets" / "policy.css").is_file()
+    assert "Laiks SIA konfidencialitātes politika" in (project / "site" / "index.html").read_text(
+        encoding="utf-8")

@@ -34,7 +34,8 @@ def _post(client: TestClient, path: str = "/request/", **fields: str) -> int:
 
 @pytest.mark.parametrize(
     ("path", "words"),
-    [("/request/", "Pārāk daudz pieprasījumu"), ("/en/request/", "Too many requests")],
+    [("/request/", "Pārāk daudz pieprasījumu"), ("/en/request/", "Too many requests"),
+     ("/ru/request/", "Слишком много запросов")],
 )
 def test_per_address_limit_is_429_with_retry_after(tmp_path: Path, path: str, words: str) -> None:
     """Beyond the per-address limit a POST gets 429, Retry-After and a page in its language."""

@@ -349,6 +349,7 @@ def test_a_multipart_part_in_utf7_is_refused(client: TestClient, settings: Setti
 
 @pytest.mark.parametrize(("path", "allow"), [
     ("/request/", "GET, HEAD, POST"), ("/en/request/", "GET, HEAD, POST"),
+    ("/ru/request/", "GET, HEAD, POST"),
     ("/request/verify/some.token", "GET, HEAD, POST"), ("/healthz", "GET, HEAD"),
 ])
 def test_405_names_the_methods_the_address_takes(client: TestClient, path: str,
@@ -359,7 +360,8 @@ def test_405_names_the_methods_the_address_takes(client: TestClient, path: str,
         assert response.status_code == 405 and response.headers["allow"] == allow, method
 
 
-@pytest.mark.parametrize("path", ["/versions", "/en", "/en/versions", "/request", "/en/request"])
+@pytest.mark.parametrize("path", ["/versions", "/en", "/en/versions", "/request", "/en/request",
+                                  "/ru", "/ru/request"])
 def test_no_redirect_copies_the_host_header(client: TestClient, path: str) -> None:
     """A redirect to the address with its slash is relative: a forged Host header cannot
     turn it into a link to another site."""

@@ -10,19 +10,21 @@ from pathlib import Path
 
 import pytest
 from browser import CHROMIUM, axe_violations, chromium, static_server
-from site_tree import copy_project, release
+from site_tree import PREFIXES, copy_project, per_language, release
 
 from site_config.build_site import build_site
 
 pytestmark = pytest.mark.browser
 
 PAGES = [
-    "/", "/en/",                                            # current policy
-    "/versions/", "/en/versions/",                          # history
-    "/versions/1.0/", "/en/versions/1.0/",                  # current version's archive page
-    "/versions/1.1/", "/en/versions/1.1/",                  # upcoming version
-    "/versions/1.1/changes/", "/en/versions/1.1/changes/",  # comparison
-    "/404.html",                                            # error page
+    *(f"{prefix}{path}" for prefix in PREFIXES.values() for path in (
+        "",                     # current policy
+        "versions/",            # history
+        "versions/1.0/",        # current version's archive page
+        "versions/1.1/",        # upcoming version
+        "versions/1.1/changes/",  # comparison
+    )),
+    "/404.html",                # error page
 ]
 
 
@@ -30,10 +32,11 @@ PAGES = [
 def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A two-version site (1.1 upcoming) built on 2026-11-27, served on loopback."""
     root = copy_project(tmp_path_factory.mktemp("a11y"))
-    release(root, "1.1", dt.date(2026, 12, 31), {
+    release(root, "1.1", dt.date(2026, 12, 31), per_language({
         "lv": ("Pasta serveriem.", "Kurjeriem.", "Pasta serveri aizstāti ar kurjeriem."),
         "en": ("Mail servers.", "Couriers.", "Mail servers replaced by couriers."),
-    }, sealed_on=dt.date(2026, 11, 27))
+        "ru": ("Почтовым серверам.", "Курьерам.", "Почтовые серверы заменены курьерами."),
+    }), sealed_on=dt.date(2026, 11, 27))
     out = build_site(root, root / "site", dt.date(2026, 11, 27))
     with static_server(out) as url:
         yield url

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
-from site_tree import copy_project, edit, release, site_of
+from site_tree import LANGUAGES, PREFIXES, copy_project, edit, per_language, release, site_of
 
 from site_config.build_site import BuildError, build_site
 
@@ -18,10 +18,11 @@ from site_config.build_site import BuildError, build_site
 def two_version_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A project with 1.0 in force and 1.1 taking effect on 2026-12-31, built on 2026-11-27."""
     root = copy_project(tmp_path_factory.mktemp("project"))
-    release(root, "1.1", dt.date(2026, 12, 31), {
+    release(root, "1.1", dt.date(2026, 12, 31), per_language({
         "lv": ("Pasta serveriem.", "Pasta serveriem un kurjeriem.", "Pievienoti kurjeri."),
         "en": ("Mail servers.", "Mail servers and couriers.", "Couriers added."),
-    }, sealed_on=dt.date(2026, 11, 27))
+        "ru": ("Почтовым серверам.", "Почтовым серверам и курьерам.", "Добавлены курьеры."),
+    }), sealed_on=dt.date(2026, 11, 27))
     build_site(root, root / "site", dt.date(2026, 11, 27))
     return root
 
@@ -36,26 +37,24 @@ def test_built_pages_are_exactly_these(two_version_site: Path) -> None:
         p.relative_to(two_version_site / "site").as_posix()
         for p in (two_version_site / "site").rglob("*.html")
     )
-    expected = [
-        "404.html",
-        "en/index.html",
-        "en/versions/1.0/index.html",
-        "en/versions/1.1/changes/index.html",
-        "en/versions/1.1/index.html",
-        "en/versions/index.html",
+    per_language_pages = [
         "index.html",
         "versions/1.0/index.html",
         "versions/1.1/changes/index.html",
         "versions/1.1/index.html",
         "versions/index.html",
     ]
+    expected = sorted(["404.html"] + [PREFIXES[lang].lstrip("/") + p for lang in LANGUAGES
+                                      for p in per_language_pages])
     assert pages == expected
+    assert "ru/versions/1.1/changes/index.html" in expected
 
 
 @pytest.mark.parametrize(
     ("path", "lang"),
     [("index.html", "lv"), ("en/index.html", "en"), ("versions/1.0/index.html", "lv"),
-     ("en/versions/1.1/changes/index.html", "en"), ("en/versions/index.html", "en")],
+     ("en/versions/1.1/changes/index.html", "en"), ("en/versions/index.html", "en"),
+     ("ru/index.html", "ru"), ("ru/versions/1.1/changes/index.html", "ru")],
 )
 def test_html_lang_and_hreflang(two_version_site: Path, path: str, lang: str) -> None:
     """Every page declares its language and links its twin with hreflang."""
@@ -65,13 +64,32 @@ def test_html_lang_and_hreflang(two_version_site: Path, path: str, lang: str) ->
         (m[1], m[0]) for m in re.findall(r'<link rel="alternate" href="([^"]*)" hreflang="(\w+)"',
                                           html)
     )
-    assert set(alternates) == {"lv", "en"}
+    assert set(alternates) == set(LANGUAGES)
 
 
 def test_language_switcher_links_the_twin_page(two_version_site: Path) -> None:
     """On an archived English page the switcher leads to the same Latvian version."""
     html = page(two_version_site, "en/versions/1.0/index.html")
     assert 'href="../../../versions/1.0/" hreflang="lv"' in html
+
+
+def test_language_switcher_has_an_entry_per_language(two_version_site: Path) -> None:
+    """The switcher on a Russian page offers every configured language, Russian included,
+    each linking its twin page."""
+    html = page(two_version_site, "ru/versions/1.0/index.html")
+    entries = re.findall(r'<a href="([^"]*)" hreflang="(\w+)" class="md-select__link"', html)
+    assert [lang for _, lang in entries] == list(LANGUAGES)
+    assert ("../../../en/versions/1.0/", "en") in entries
+
+
+def test_a_translation_says_the_latvian_text_binds(two_version_site: Path) -> None:
+    """Each Russian and English policy page says it is a translation and links the binding
+    text; the Latvian page does not."""
+    ru = page(two_version_site, "ru/versions/1.0/index.html")
+    assert ('<p class="policy-translation">Это перевод. Юридически обязательным является '
+            'текст на латышском языке. <a href="/versions/1.0/" hreflang="lv">') in ru
+    assert 'class="policy-translation"' in page(two_version_site, "en/index.html")
+    assert 'class="policy-translation"' not in page(two_version_site, "index.html")
 
 
 def test_root_shows_the_version_in_force_with_its_date(two_version_site: Path) -> None:
@@ -131,17 +149,14 @@ def test_versions_json_matches_the_files(two_version_site: Path) -> None:
     manifest = json.loads(page(two_version_site, "versions.json"))
     assert manifest["current"] == "1.0" and manifest["upcoming"] == "1.1"
     assert [v["id"] for v in manifest["versions"]] == ["1.0", "1.1"]
-    files = {
-        ("1.0", "lv"): "content/lv/versions/1.0.md", ("1.0", "en"): "content/en/versions/1.0.md",
-        ("1.1", "lv"): "content/lv/index.md", ("1.1", "en"): "content/en/index.md",
-    }
+    files = {"1.0": "content/{lang}/versions/1.0.md", "1.1": "content/{lang}/index.md"}
     for version in manifest["versions"]:
         assert set(version) == {"id", "effective", "texts", "summary"}
+        assert list(version["texts"]) == list(LANGUAGES)
         for lang, text in version["texts"].items():
-            digest = hashlib.sha256((two_version_site / files[version["id"], lang]).read_bytes())
-            assert text["sha256"] == digest.hexdigest()
-        assert version["texts"]["en"]["url"] == f"/en/versions/{version['id']}/"
-        assert version["texts"]["lv"]["url"] == f"/versions/{version['id']}/"
+            path = two_version_site / files[version["id"]].format(lang=lang)
+            assert text["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+            assert text["url"] == f"{PREFIXES[lang]}versions/{version['id']}/"
 
 
 def test_upcoming_version_becomes_current_on_its_day(two_version_site: Path,
@@ -155,6 +170,20 @@ def test_upcoming_version_becomes_current_on_its_day(two_version_site: Path,
     archived = (out / "en" / "versions" / "1.0" / "index.html").read_text("utf-8")
     assert "This is archived version 1.0; it is no longer in force." in archived
     assert 'href="/en/">Read the version in force</a>' in archived
+
+
+def test_builds_of_two_projects_in_one_process_do_not_mix(two_version_site: Path,
+                                                          tmp_path: Path) -> None:
+    """The plugin's hooks serve every build in a process: building another project (1.0
+    only) in between leaves nothing of it in the next build's manifest."""
+    other = tmp_path / "other"
+    other.mkdir()
+    copy_project(other)
+    build_site(other, tmp_path / "other-site", dt.date(2026, 11, 27))
+    out = build_site(two_version_site, tmp_path / "again", dt.date(2026, 11, 27))
+    manifest = json.loads((out / "versions.json").read_text("utf-8"))
+    assert [v["id"] for v in manifest["versions"]] == ["1.0", "1.1"]
+    assert all(list(v["texts"]) == list(LANGUAGES) for v in manifest["versions"])
 
 
 def test_no_request_to_any_other_host(two_version_site: Path) -> None:
@@ -196,11 +225,13 @@ def test_a_broken_link_fails_the_strict_build(tmp_path: Path) -> None:
 ATOM = "{http://www.w3.org/2005/Atom}"
 
 
-@pytest.mark.parametrize(("path", "lang"), [("feed.xml", "lv"), ("en/feed.xml", "en")])
-def test_atom_feed_lists_every_version(two_version_site: Path, path: str, lang: str) -> None:
-    """Each language's feed parses as Atom with the elements RFC 4287 requires."""
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_atom_feed_lists_every_version(two_version_site: Path, lang: str) -> None:
+    """Each language's feed (/feed.xml, /en/feed.xml, ...) parses as Atom with what RFC 4287
+    requires."""
     from xml.etree import ElementTree as ET
 
+    path = PREFIXES[lang].lstrip("/") + "feed.xml"
     feed = ET.fromstring((two_version_site / "site" / path).read_bytes())  # noqa: S314 -- our own build output
     assert feed.tag == f"{ATOM}feed"
     for required in ("id", "title", "updated", "author"):
@@ -211,7 +242,7 @@ def test_atom_feed_lists_every_version(two_version_site: Path, path: str, lang: 
     for required in ("id", "title", "updated", "summary"):
         assert newest.find(f"{ATOM}{required}").text, required
     links = {link.get("rel"): link.get("href") for link in newest.findall(f"{ATOM}link")}
-    prefix = "/" if lang == "lv" else "/en/"
+    prefix = PREFIXES[lang]
     assert links == {"alternate": f"{prefix}versions/1.1/",
                      "related": f"{prefix}versions/1.1/changes/"}
     dt.datetime.fromisoformat(newest.find(f"{ATOM}updated").text.replace("Z", "+00:00"))
@@ -221,7 +252,8 @@ def test_every_page_announces_the_feed(two_version_site: Path) -> None:
     """Each page links its language's feed with rel=alternate type=application/atom+xml."""
     for html_file in (two_version_site / "site").rglob("index.html"):
         html = html_file.read_text("utf-8")
-        feed = "/en/feed.xml" if '<html lang="en"' in html else "/feed.xml"
+        lang = re.search(r'<html lang="(\w+)"', html)[1]  # type: ignore[index]
+        feed = f"{PREFIXES[lang]}feed.xml"
         assert re.search(
             rf'<link rel="alternate" type="application/atom\+xml" title="[^"]+" href="{feed}">',
             html,

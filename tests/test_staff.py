@@ -402,6 +402,8 @@ def test_close_done(staff: Staff, smtp_server: SmtpServer,
                 "tiesību aizsardzību tiesā (VDAR 79. pants)", "4. punkts"]),
         ("en", ["right to lodge a complaint", "Data State Inspectorate (Datu valsts inspekcija)",
                 "effective judicial remedy", "Art. 12(4)"]),
+        ("ru", ["вправе подать жалобу", "Государственная инспекция данных (Datu valsts inspekcija)",
+                "эффективной судебной защитой", "статья 12(4)"]),
     ],
 )
 def test_close_refused_tells_the_right_to_complain(

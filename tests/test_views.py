@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from site_tree import LANGUAGES, PREFIXES
 from starlette.testclient import TestClient
 from web_support import (
     SECRET,
@@ -117,6 +118,15 @@ def test_language_switcher_links_the_twin_page_with_its_query(client: TestClient
     page = client.get("/request/?type=access&v=1.0").text
     assert 'href="/en/request/?type=access&amp;v=1.0" hreflang="en"' in page
     assert 'href="/request/?type=access&amp;v=1.0" hreflang="lv"' in page
+
+
+def test_russian_form_is_in_russian_and_switches_to_every_language(client: TestClient) -> None:
+    """/ru/request/ is in Russian, and its switcher links the form in every language."""
+    page = client.get("/ru/request/?type=erasure").text
+    assert '<html lang="ru">' in page and "Отправить запрос" in page
+    assert "Удаление ваших данных" in page
+    found = re.findall(r'href="([^"]*)" hreflang="(\w+)"', page)
+    assert found == [(f"{PREFIXES[lang]}request/?type=erasure", lang) for lang in LANGUAGES]
 
 
 def test_form_looks_like_the_policy_site(client: TestClient, settings: Settings) -> None:

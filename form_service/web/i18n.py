@@ -3,17 +3,22 @@
 Every text comes from site_config/texts/*.<lang>.yml (the form's own are in
 form.<lang>.yml, keys `form_*`). WTForms ships no Latvian, so its messages are
 translated from the `form_wtforms` table of the same catalogue: English msgid
-to text, or to {one, other} for messages with a number in them.
+to text, or to one text per CLDR plural category of the language (Latvian
+zero/one/other, Russian one/few/many/other) for messages with a number in them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from site_config.facts import Site, load_ui_texts
+from site_config.plurals import plural_category
 
 WTFORMS_TABLE = "form_wtforms"
+
+__all__ = ["Translations", "language_of_path", "path_in_language", "plural_category",
+           "texts_of"]
 
 
 def language_of_path(site: Site, path: str) -> str:
@@ -33,20 +38,6 @@ def path_in_language(site: Site, path: str, lang: str) -> str:
 
 def texts_of(site: Site, lang: str) -> Mapping[str, Any]:
     return load_ui_texts(site.root, lang)
-
-
-# CLDR plural categories of the languages we know; a language not listed here
-# uses the English rule. Only the categories our catalogue spells are returned
-# ("one" and "other"); Latvian's "zero" takes the same words as "other" in every
-# message we have.
-_PLURAL_RULES: dict[str, Callable[[int], str]] = {
-    "lv": lambda n: "one" if n % 10 == 1 and n % 100 != 11 else "other",
-    "en": lambda n: "one" if n == 1 else "other",
-}
-
-
-def plural_category(lang: str, n: int) -> str:
-    return _PLURAL_RULES.get(lang, _PLURAL_RULES["en"])(n)
 
 
 class Translations:
