@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import os
+import re
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
-from form_service.customer import views
+from form_service.customer import status, views
 from form_service.customer.forms import MAX_LENGTH
 from form_service.customer.policy import PolicyVersions
 from form_service.settings import Settings
@@ -82,6 +83,15 @@ def _routes(web: WebContext, serve_site: bool) -> list[BaseRoute]:
             *_route(f"{prefix}request/", views.request_form, ["GET", "HEAD", "POST"]),
             *_route(f"{prefix}request", views.slash_redirect, ["GET", "HEAD"]),
             *_route(f"{prefix}request/sent/{{token}}", views.sent_page, ["GET", "HEAD"]),
+            # After the form (customer/status.py): the request's own page and its actions.
+            *_route(f"{prefix}request/status/{{token}}", status.status_page, ["GET", "HEAD"]),
+            *_route(f"{prefix}request/status/{{token}}/withdraw", status.withdraw,
+                    ["GET", "HEAD", "POST"]),
+            *_route(f"{prefix}request/status/{{token}}/reply", status.reply, ["POST"]),
+            *_route(f"{prefix}request/status/{{token}}/code", status.send_code, ["POST"]),
+            *_route(f"{prefix}request/status/{{token}}/unlock", status.unlock, ["POST"]),
+            *_route(f"{prefix}request/status/{{token}}/files/{{file_id}}", status.download,
+                    ["POST"]),
         ]
     if web.settings.staff_console:
         from form_service.staff import console
@@ -155,7 +165,7 @@ def create_app(
             Middleware(TrackActivity, activity=activity),
             Middleware(SecurityHeaders, headers=security_headers(settings, look.script_hashes)),
             Middleware(ServerErrorPages, pages=pages),
-            Middleware(BodyLimit, pages=pages),
+            Middleware(BodyLimit, pages=pages, uploads=_uploads(settings)),
         ],
         exception_handlers={WebError: web_error_response, HTTPException: http_error_response},
         lifespan=lifespan,
@@ -170,6 +180,16 @@ def create_app(
 
         app.state.console = Console(web)
     return app
+
+
+def _uploads(settings: Settings) -> tuple[re.Pattern[str], int] | None:
+    """The console's answer upload: files up to POLICY_ANSWER_FILE_MAX_MB each."""
+    if not settings.staff_console:
+        return None
+    from form_service.answer_files import MAX_FILES
+
+    return (re.compile(r"/staff/requests/[^/]+/answer"),
+            settings.answer_file_max_bytes * MAX_FILES + 1024 * 1024)
 
 
 class _IdleWorker:

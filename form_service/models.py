@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Date,
     DateTime,
     Dialect,
@@ -101,6 +102,9 @@ class Request(Base):
     # Digest of the normalised mailbox (addresses.mailbox_key): requests made with
     # one address share its cap on verification e-mails.
     mailbox: Mapped[str | None] = mapped_column(String(64))
+    # A random per-request value the status link must carry (status.py): the link is
+    # long-lived, and deleting the request (or a new value) revokes every copy of it.
+    status_key: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         Index(None, "status", "submitted_at"),
@@ -190,6 +194,47 @@ class EventCount(Base):
     kind: Mapped[str] = mapped_column(String(40), primary_key=True)
     day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
     count: Mapped[int] = mapped_column(Integer)
+
+
+# -- after the form: answer files and download codes (answer_files.py) ---------
+
+
+class AnswerFile(Base):
+    """A file staff attached to an answer: sealed under var/answers/<stored_as> (sealed.py)."""
+
+    __tablename__ = "answer_files"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[int] = mapped_column(
+        ForeignKey("requests.id", ondelete="CASCADE"), index=True
+    )
+    # Random, never the customer's or staff's file name: the name on disk says nothing.
+    stored_as: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(255))
+    media_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    # Set when the purge removed the sealed file: the row stays, so the page can say so.
+    deleted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class DownloadCode(Base):
+    """A 6-digit code e-mailed to the request's address; only its HMAC is kept."""
+
+    __tablename__ = "download_codes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[int] = mapped_column(
+        ForeignKey("requests.id", ondelete="CASCADE"), index=True
+    )
+    code_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    tries: Mapped[int] = mapped_column(Integer, default=0)
+    # When the right code was entered: downloads are allowed until expires_at.
+    accepted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 # -- the staff console (staff/members.py) -------------------------------------

@@ -23,6 +23,13 @@ if TYPE_CHECKING:
     from form_service.records import RequestRecord
 
 PENDING, SENT, FAILED = "pending", "sent", "failed"
+# Kinds whose payload is a secret for the recipient only (a download code): erased once sent.
+SECRET_PAYLOADS = ("code",)
+
+
+def is_webhook(kind: str) -> bool:
+    """A call to the helpdesk (the ticket, or a follow-up on it), not an e-mail."""
+    return kind == "webhook" or kind.startswith("webhook_")
 
 
 @dataclass(frozen=True)

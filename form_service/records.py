@@ -16,9 +16,11 @@ DONE, REFUSED = "done", "refused"
 # The owner of the address said "I did not ask for this": never shown to staff as a
 # request, deleted with the unconfirmed ones.
 DISCARDED = "discarded"
+# The customer withdrew a confirmed request on its status page: nobody acts on it any more.
+WITHDRAWN = "withdrawn"
 # Open: confirmed and waiting for an answer. Closed: answered, one way or the other.
 OPEN, CLOSED = (VERIFIED, EXTENDED), (DONE, REFUSED)
-STATUSES = (UNVERIFIED, *OPEN, *CLOSED, DISCARDED)
+STATUSES = (UNVERIFIED, *OPEN, *CLOSED, WITHDRAWN, DISCARDED)
 # Never confirmed: kept only for POLICY_UNVERIFIED_TTL_HOURS.
 UNCONFIRMED = (UNVERIFIED, DISCARDED)
 # GDPR Art. 12(3): "extended by two further months", in total.
@@ -73,6 +75,7 @@ class RequestRecord(NewRequest):
     closed_at: dt.datetime | None = None
     close_reason: str | None = None
     mailbox: str | None = None  # addresses.mailbox_key of the e-mail address
+    status_key: str | None = None  # what the status link must carry (status.py)
 
     @property
     def first_month_due(self) -> dt.date:

@@ -7,6 +7,8 @@ POLICY_BASE_URL) must set POLICY_SECRET_KEY.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import os
 import secrets
@@ -52,6 +54,24 @@ class Settings:
     log_format: str = "text"
     # The staff console (form_service/staff/console.py) at /staff/: off unless asked for.
     staff_console: bool = False
+    # Answer files (answer_files.py): the AES-256 key that seals them at rest (None: files
+    # cannot be used), the largest file staff may attach, and how long files are kept.
+    files_key: bytes | None = field(default=None, repr=False)
+    answer_file_max_bytes: int = 50 * 1000 * 1000
+    answer_files_days: int = 30
+
+    @property
+    def answers_dir(self) -> Path:
+        """Where sealed answer files are kept: under var/, 0700."""
+        return self.var_dir / "answers"
+
+    def require_files_key(self) -> bytes:
+        """The files key, or a one-sentence SettingsError naming POLICY_FILES_KEY."""
+        if self.files_key is None:
+            raise SettingsError(
+                "POLICY_FILES_KEY must be set to use answer files: it is the 256-bit key "
+                "that encrypts them at rest (`policy-site secret` prints one).")
+        return self.files_key
 
     @property
     def https(self) -> bool:
@@ -165,7 +185,26 @@ def load_settings(env: Mapping[str, str] | None = None, root: Path | None = None
         body_timeout_seconds=_seconds(env, "POLICY_BODY_TIMEOUT_SECONDS", 30.0),
         log_format=_choice(env, "POLICY_LOG_FORMAT", ("text", "json")),
         staff_console=staff_console,
+        files_key=_files_key(env),
+        answer_file_max_bytes=_positive(env, "POLICY_ANSWER_FILE_MAX_MB", 50) * 1000 * 1000,
+        answer_files_days=_positive(env, "POLICY_ANSWER_FILES_DAYS", 30),
     )
+
+
+def _files_key(env: Mapping[str, str]) -> bytes | None:
+    """POLICY_FILES_KEY: 32 random bytes in base64url (AES-256-GCM, NIST SP 800-38D)."""
+    raw = (env.get("POLICY_FILES_KEY") or "").strip()
+    if not raw:
+        return None
+    try:
+        key = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
+    except (ValueError, binascii.Error):
+        key = b""
+    if len(key) != 32:
+        raise SettingsError(
+            "POLICY_FILES_KEY must be 32 random bytes in base64url (43 characters; "
+            "`policy-site secret` prints one).")
+    return key
 
 
 def _check_console_origin(base_url: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import secrets
 import threading
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, fields
@@ -44,6 +45,7 @@ from form_service.records import (
     UNCONFIRMED,
     UNVERIFIED,
     VERIFIED,
+    WITHDRAWN,
     Event,
     NewRequest,
     NotAllowed,
@@ -164,6 +166,28 @@ class Store:
     def writing(self) -> contextlib.AbstractContextManager[Session]:
         """A write transaction (queued like the store's own writes on SQLite)."""
         return self._write()
+
+    @property
+    def message_domain(self) -> str:
+        """The domain every Message-ID ends in (RFC 5322 3.6.4)."""
+        return self._domain
+
+    @property
+    def webhook_on(self) -> bool:
+        """Whether follow-ups also go to the helpdesk webhook."""
+        return self._webhook
+
+    def lock_request(self, session: Session, reference: str) -> Request:
+        """The request row, locked until `session`'s transaction ends (UnknownRequest if none);
+        for modules beside the store (followup.py) that write in store.writing()."""
+        return self._for_update(session, reference)
+
+    def purge_answer_files(self, now: dt.datetime, folder: Path) -> int:
+        """Delete the answer files past their time, and sealed files no row names
+        (answer_files.py); called by the worker's hourly purge. Returns how many went."""
+        from form_service import answer_files
+
+        return answer_files.purge(self, now, folder)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Store:
@@ -289,6 +313,7 @@ class Store:
             "extended_months": 0,
             "status": UNVERIFIED,
             "mailbox": mailbox,
+            "status_key": secrets.token_urlsafe(24),
         }
         # Plain INSERTs (no ORM objects): this is the hot path of every submission,
         # and the unit of work doubled its cost.
@@ -674,6 +699,9 @@ class Store:
                 return False
             outbox.release(row, outbox.SENT)
             row.sent_at = at
+            if row.kind in outbox.SECRET_PAYLOADS:
+                # A download code is a credential: once it has left, no copy is kept.
+                row.payload = None
             _event(session, row, _delivery_event(row, "sent"), at,
                    {"kind": row.kind, "message_id": sent_as or row.message_id})
             return True
@@ -858,10 +886,13 @@ def _require_open(row: Request) -> None:
     if row.status in CLOSED:
         closed = row.closed_at.astimezone(RIGA).date().isoformat() if row.closed_at else "?"
         raise NotAllowed(f"{row.reference} was already closed as {row.status} on {closed}")
+    if row.status == WITHDRAWN:
+        closed = row.closed_at.astimezone(RIGA).date().isoformat() if row.closed_at else "?"
+        raise NotAllowed(f"{row.reference} was withdrawn by the customer on {closed}")
 
 
 def _delivery_event(row: OutboxMessage, outcome: str) -> str:
-    return f"webhook_{outcome}" if row.kind == "webhook" else f"mail_{outcome}"
+    return f"webhook_{outcome}" if outbox.is_webhook(row.kind) else f"mail_{outcome}"
 
 
 def _delete_requests(session: Session, *conditions: Any) -> int:
@@ -902,6 +933,13 @@ def _event(
                      "prev_hash": head, "hash": digest})
     session.execute(_HEAD_UPDATE, {"head": digest})
     _count(session, kind, at.astimezone(RIGA).date(), 1)
+
+
+def append_event(session: Session, row: Request | None, kind: str, at: dt.datetime,
+                 detail: dict[str, Any] | None) -> None:
+    """One event in the hash-chained history, in the caller's transaction (for modules
+    beside the store that write in store.writing(); the same path as the store's own)."""
+    _event(session, row, kind, at, detail)
 
 
 _HEAD_FOR_UPDATE = select(EventChain.head).where(EventChain.id == 1).with_for_update()

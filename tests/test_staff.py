@@ -592,7 +592,8 @@ def test_no_action(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["requests"]) == 1
     err = capsys.readouterr().err
     one_sentence(err)
-    assert "list, show, overdue, extend, close, export, backup, retry or verify-log" in err
+    assert ("list, show, overdue, extend, close, ask, answer, export, backup, retry or "
+            "verify-log") in err
 
 
 def test_unreachable_database(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,

@@ -238,3 +238,31 @@ def test_errors_never_quote_the_urls_token(receiver: tuple[str, type[_Receiver]]
         asyncio.run(deliver(f"{url}/t0ken?key=s3cret", SECRET, {}, "<id>"))
     assert "t0ken" not in str(caught.value) and "s3cret" not in str(caught.value)
     assert "127.0.0.1" in str(caught.value) and "503" in str(caught.value)
+
+
+def test_a_reply_and_a_withdrawal_reach_the_helpdesk_naming_the_ticket(
+        hook_store: Store, settings: Settings, receiver: tuple[str, type[_Receiver]]) -> None:
+    """The worker POSTs follow-ups signed like the ticket, each naming the ticket's Message-ID,
+    and the staff e-mails go out threaded under the ticket (the Maildir here)."""
+    from form_service.followup import FollowUp
+
+    url, handler = receiver
+    reference = _verified(hook_store)
+    follow = FollowUp(hook_store)
+    at = T0 + dt.timedelta(hours=1)
+    follow.ask(reference, "Which order?", at)
+    follow.reply(reference, "A-1042, please.", at)
+    follow.withdraw(reference, at + dt.timedelta(minutes=1))
+    _drain(_worker(hook_store, settings, url, [at + dt.timedelta(minutes=2)]))
+    bodies = {json.loads(r["body"]).get("event", "ticket"): r for r in handler.received}
+    assert set(bodies) == {"ticket", "reply", "withdrawn"}
+    ticket_id = f"<{reference}.ticket@pulkstenu-outlets.lv>"
+    for event in ("reply", "withdrawn"):
+        got = bodies[event]
+        verify(SECRET, got["body"], got["headers"][SIGNATURE_HEADER])
+        body = json.loads(got["body"])
+        assert body["in_reply_to"] == ticket_id and body["reference"] == reference
+        delivery = f"<{reference}.webhook_{event}@pulkstenu-outlets.lv>"
+        assert got["headers"][DELIVERY_HEADER] == delivery
+    assert json.loads(bodies["reply"]["body"])["text"] == "A-1042, please."
+    assert {m.kind: m.status for m in hook_store.messages(reference)}["reply"] == "sent"

@@ -26,7 +26,7 @@ from typing import Any
 
 from form_service.addresses import AddressError, envelope_address
 from form_service.deadlines import RIGA
-from form_service.outbox import message_id_for
+from form_service.outbox import Delivery, message_id_for
 from form_service.records import RequestRecord
 from form_service.settings import Settings, SettingsError
 from form_service.text import one_line, plain_text
@@ -34,9 +34,12 @@ from form_service.tokens import make_token
 from site_config.facts import Site, format_date, load_site, load_ui_texts
 from site_config.versions import VersionError, archive_path, read_policy_file
 
-KINDS = ("verify", "ticket", "ack", "extend", "close")
+KINDS = ("verify", "ticket", "ack", "extend", "close", "info", "ready", "code", "reply",
+         "withdrawn")
 # Messages to the customer after the confirmation are threaded under it.
-_THREADED = ("ack", "extend", "close")
+_THREADED = ("ack", "extend", "close", "info", "ready", "code")
+# Follow-ups to staff, threaded under the ticket (a reply to a question, a withdrawal).
+_FOLLOW_UPS = ("reply", "withdrawn")
 # What may stand in an address: no spaces, controls, quotes or delimiters, one "@".
 _ADDR_SPEC = re.compile(r"[^\s\x00-\x1f\x7f<>()\[\]\\,;:\"@]+@[^\s\x00-\x1f\x7f<>()\[\]\\,;:\"@]+")
 
@@ -137,7 +140,7 @@ def render(
     """
     site = load_site(settings.root)
     sender = _configured(settings.mail_from, site.controller_name, "POLICY_MAIL_FROM")
-    if kind == "ticket":
+    if kind in ("ticket", *_FOLLOW_UPS):
         lang = _language(site, site.staff_language)
         to = _configured(settings.staff_email, "", "POLICY_STAFF_EMAIL")
         reply_to = address(record.name, record.email)
@@ -163,6 +166,8 @@ def render(
         values.update(_decision(kind, payload, site, texts, lang))
         if kind == "close":
             key = f"close_{values['outcome']}"
+    if kind in ("info", "ready", "code", *_FOLLOW_UPS):
+        values.update(_follow_up(kind, payload, texts))
 
     # RFC 6531: an address with non-ASCII letters before the @ is written as UTF-8 in
     # the headers, and the mailer then needs the server's SMTPUTF8.
@@ -175,12 +180,14 @@ def render(
     key = "verify" if kind == "verify" else key  # one body, listing one request or more
     message["Date"] = format_datetime(now or dt.datetime.now(dt.UTC))
     message["Message-ID"] = message_id
-    if kind in _THREADED:
-        # Threads the receipt under the confirmation e-mail in the customer's mailbox.
+    if kind in (*_THREADED, *_FOLLOW_UPS):
+        # Threads the receipt under the confirmation e-mail in the customer's mailbox, and
+        # a follow-up under the ticket in the staff's (RFC 5322 3.6.4).
         domain = message_id.strip("<>").rpartition("@")[2]
-        verify_id = message_id_for(record.reference, "verify", domain)
-        message["In-Reply-To"] = verify_id
-        message["References"] = verify_id
+        parent = message_id_for(record.reference, "verify" if kind in _THREADED else "ticket",
+                                domain)
+        message["In-Reply-To"] = parent
+        message["References"] = parent
     message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies to these
     body = texts[f"email_{key}_body"].format(**values)
     # Quoted-printable keeps every line 7-bit and short, whatever the server supports.
@@ -214,6 +221,28 @@ def staff_invite(email: str, name: str, link: str, lang: str, hours: int,
     message.set_content(texts["console_invite_body"].format(**values), cte="quoted-printable")
     message["Content-Language"] = lang
     return Outgoing(message, sender.addr_spec, (to.addr_spec,))
+
+
+def webhook_json(delivery: Delivery, settings: Settings) -> dict[str, Any]:
+    """The body of a webhook call: the ticket, or a follow-up naming the ticket it follows
+    (`in_reply_to`, the ticket's Message-ID, which the ticket's call carried in
+    X-Policy-Delivery)."""
+    if delivery.kind == "webhook":
+        return ticket_json(delivery.record, settings)
+    event = delivery.kind.removeprefix("webhook_")
+    payload = delivery.payload or {}
+    domain = delivery.message_id.strip("<>").rpartition("@")[2]
+    body: dict[str, Any] = {
+        "event": event,
+        "reference": delivery.record.reference,
+        "in_reply_to": message_id_for(delivery.record.reference, "ticket", domain),
+        "at": payload.get("at") or None,
+    }
+    if event == "reply":
+        body.update(question=_body_text(str(payload.get("question", ""))),
+                    text=_body_text(str(payload.get("text", ""))),
+                    asked_at=payload.get("asked_at"))
+    return body
 
 
 def ticket_json(record: RequestRecord, settings: Settings) -> dict[str, Any]:
@@ -323,7 +352,7 @@ def _values(
     effective = _effective(site, policy_lang, record.policy_version)
     not_given = texts["email_not_given"]
     # Staff get exact ISO 8601 times with the offset (evidence); customers a readable time.
-    when = _iso if kind == "ticket" else (lambda t: _readable(texts, t))
+    when = _iso if kind in ("ticket", *_FOLLOW_UPS) else (lambda t: _readable(texts, t))
     values: dict[str, Any] = {
         "reference": record.reference,
         "request_type": right.label.get(lang, right.id) if right else record.request_type,
@@ -348,8 +377,44 @@ def _values(
         "controller_email": site.controller_email,
         "hours": settings.verify_link_max_age_hours,
         "ttl_days": math.ceil(settings.unverified_ttl_hours / 24),
+        "status_url": status_link(record, settings, lang),
     }
     return values
+
+
+def status_link(record: RequestRecord, settings: Settings, lang: str | None = None) -> str:
+    """The request's status page (customer/status.py): signed, bound to the request by its
+    random key, so it works as long as the request is kept and no longer."""
+    site = load_site(settings.root)
+    lang = _language(site, lang or record.language)
+    token = make_token(settings.secret_key, "status",
+                       {"ref": record.reference, "k": record.status_key or ""})
+    return f"{settings.base_url}{site.prefix(lang)}request/status/{token}"
+
+
+def _follow_up(kind: str, payload: Mapping[str, Any] | None,
+               texts: dict[str, Any]) -> dict[str, Any]:
+    """The values of a message after the confirmation, from its outbox row."""
+    if payload is None:
+        raise MessageError(f"the outbox row of a {kind!r} e-mail lacks its content")
+    try:
+        if kind == "info":
+            return {"question": _staff_text(payload["question"])}
+        if kind == "code":
+            code = str(payload["code"])
+            if not (len(code) == 6 and code.isdigit()):
+                raise ValueError(code)
+            return {"code": code, "minutes": int(payload["minutes"])}
+        if kind == "ready":
+            until = dt.datetime.fromisoformat(payload["files_until"])
+            return {"files": len(payload["files"]),
+                    "files_until": format_date(texts, until.astimezone(RIGA).date())}
+        if kind == "reply":
+            return {"question": _staff_text(payload["question"]),
+                    "reply": _quoted(str(payload["text"]))}
+        return {}
+    except (TypeError, KeyError, ValueError):
+        raise MessageError(f"the outbox row of a {kind!r} e-mail is not usable") from None
 
 
 def verify_link(reference: str, settings: Settings) -> str:

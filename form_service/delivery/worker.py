@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable
 
 from form_service.delivery import webhook
-from form_service.delivery.emails import MessageError, render, ticket_json
+from form_service.delivery.emails import MessageError, render, webhook_json
 from form_service.delivery.mailer import (
     DeliveryError,
     Mailer,
@@ -29,7 +29,7 @@ from form_service.delivery.mailer import (
     TemporaryFailure,
     mailer_for,
 )
-from form_service.outbox import Delivery
+from form_service.outbox import Delivery, is_webhook
 from form_service.records import RequestRecord
 from form_service.settings import Settings, SettingsError
 from form_service.store import Store
@@ -199,7 +199,7 @@ class Worker:
                     log.info("worker %s: leaving %d messages of a slow batch to the next round",
                              self.owner, len(deliveries) - n)
                     break
-                if delivery.kind == WEBHOOK:
+                if is_webhook(delivery.kind):
                     await self._settle(delivery, await self._call_webhook(delivery))
                     continue
                 if delivery.kind == VERIFY and outage is None:
@@ -273,7 +273,7 @@ class Worker:
                 # Unset after the row was queued: a fault of the setup, so the row
                 # waits (and is given up only after every try) rather than vanish.
                 raise SettingsError("POLICY_WEBHOOK_URL is not set, so the ticket cannot go out.")
-            ticket = await asyncio.to_thread(ticket_json, delivery.record, settings)
+            ticket = await asyncio.to_thread(webhook_json, delivery, settings)
             await webhook.deliver(
                 settings.webhook_url,
                 settings.webhook_secret or settings.secret_key,
@@ -328,3 +328,7 @@ class Worker:
         )
         if result.unverified or result.expired:
             log.info("purged %d unverified, %d expired requests", result.unverified, result.expired)
+        files = await asyncio.to_thread(self._store.purge_answer_files, now,
+                                        self._settings.answers_dir)
+        if files:
+            log.info("deleted %d answer files past their time", files)

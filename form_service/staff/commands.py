@@ -6,6 +6,8 @@
     extend    extend the period by one or two months (GDPR Art. 12(3))
     close     record the answer, done or refused (GDPR Art. 12(4))
     export    the register of requests, as CSV or JSON
+    ask       ask the customer for information (GDPR Art. 12(6)); they reply on the status page
+    answer    answer with files (a copy of the data), sealed at rest, fetched with a code
     retry     put the messages that failed delivery back in the queue
     verify-log  walk the history's hash chain and name the first broken link
     backup    a consistent copy of the SQLite database, while the service runs
@@ -41,6 +43,7 @@ from form_service.records import (
     STATUSES,
     RequestRecord,
     StoreError,
+    UnknownRequest,
 )
 from form_service.settings import Settings, SettingsError, load_settings
 from form_service.staff.backup import BackupError, backup
@@ -123,6 +126,23 @@ def add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     q.add_argument("--reason", required=True, metavar="TEXT",
                    help="what was done, or why not; the customer is sent it")
 
+    q = add("ask", _ask, "Ask the customer for information (GDPR Art. 12(6): to confirm "
+            "who they are, or to say what the request is about); they are e-mailed and "
+            "reply on their request's status page.")
+    q.add_argument("reference", metavar="REF", help="the request's reference")
+    q.add_argument("--question", required=True, metavar="TEXT",
+                   help="what you need to know; the customer is sent it")
+
+    q = add("answer", _answer, "Answer with files (ZIP, PDF, CSV, JSON, TXT): they are "
+            "encrypted at rest, the customer is e-mailed that the answer is ready, and "
+            "downloads it from the status page with a code sent at that moment. Closes the "
+            "request as done. Needs POLICY_FILES_KEY.")
+    q.add_argument("reference", metavar="REF", help="the request's reference")
+    q.add_argument("--file", dest="files", action="append", required=True, type=Path,
+                   metavar="FILE", help="a file of the answer (repeat for more)")
+    q.add_argument("--message", required=True, metavar="TEXT",
+                   help="what the files are and what was done; shown on the status page")
+
     q = add("backup", _backup, "Copy the SQLite database to FILE, consistent while the "
             "service runs (for PostgreSQL use pg_dump).")
     q.add_argument("file", type=Path, metavar="FILE",
@@ -157,8 +177,8 @@ def run(args: argparse.Namespace) -> int:
     from alembic.util import CommandError as AlembicError  # only when a database is opened
 
     if args.action is None:
-        return _fail(None, "name an action: list, show, overdue, extend, close, export, "
-                           "backup, retry or verify-log (see --help)")
+        return _fail(None, "name an action: list, show, overdue, extend, close, ask, answer, "
+                           "export, backup, retry or verify-log (see --help)")
     try:
         settings = load_settings(root=args.root)
         if not getattr(args, "uses_store", True):
@@ -176,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
         # Every event written by this command names who ran it (acting.py).
         with acting_as(cli_actor()):
             return int(args.action_func(store, args, context))
-    except (StoreError, ValueError, FactsError) as exc:
+    except (StoreError, ValueError, FactsError, SettingsError) as exc:
         return _fail(args.action, str(exc))
     except AlembicError as exc:
         return _fail(args.action, f"the database in POLICY_DATABASE_URL cannot be brought up "
@@ -327,6 +347,44 @@ def _close(store: Store, args: argparse.Namespace, ctx: _Context) -> int:
                 "and to seek a judicial remedy")
     print(f"{record.reference}: closed as {record.status}. The customer will be e-mailed "
           f"{told} (language: {record.language}).")
+    return 0
+
+
+def _ask(store: Store, args: argparse.Namespace, ctx: _Context) -> int:
+    from form_service.followup import FollowUp
+
+    record = FollowUp(store).ask(args.reference, args.question, ctx.now)
+    print(f"{record.reference}: the customer will be e-mailed your question (language: "
+          f"{record.language}) and can reply on the request's status page; the reply comes "
+          f"to {ctx.settings.staff_email} on the ticket's thread.")
+    return 0
+
+
+def _answer(store: Store, args: argparse.Namespace, ctx: _Context) -> int:
+    from form_service import answer_files
+
+    settings = ctx.settings
+    settings.require_files_key()  # before any file is read: one sentence, exit status 1
+    if len(args.files) > answer_files.MAX_FILES:
+        raise answer_files.AnswerFileError(
+            f"an answer carries at most {answer_files.MAX_FILES} files")
+    record = store.get(args.reference)
+    if record is None:
+        raise UnknownRequest(args.reference)
+    sealed: list[answer_files.StoredFile] = []
+    try:
+        for path in args.files:
+            sealed.append(answer_files.seal_file(settings, path))
+        record = answer_files.AnswerFiles(store, settings).answer(
+            args.reference, args.message, sealed, ctx.now)
+    except BaseException:
+        answer_files.discard(settings, sealed)
+        raise
+    until = (ctx.now + dt.timedelta(days=settings.answer_files_days)).astimezone(RIGA).date()
+    print(f"{record.reference}: answered with {_count(len(sealed), 'file')}, encrypted at "
+          f"rest until {until.isoformat()}; closed as done. The customer will be e-mailed that "
+          f"the answer is ready (language: {record.language}) and downloads it from the status "
+          "page with a code sent to their address.")
     return 0
 
 

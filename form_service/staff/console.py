@@ -13,6 +13,7 @@ the staff member (acting.py; GDPR Art. 5(2)).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import hmac
@@ -30,10 +31,13 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from form_service import answer_files
 from form_service.acting import CONSOLE, Actor, as_actor
+from form_service.answer_files import AnswerFileError, AnswerFiles, StoredFile
 from form_service.customer.formdata import read_form
 from form_service.deadlines import RIGA
 from form_service.delivery.emails import policy_url
+from form_service.followup import FollowUp
 from form_service.records import (
     CLOSED,
     DISCARDED,
@@ -46,6 +50,7 @@ from form_service.records import (
     UnknownRequest,
 )
 from form_service.references import normalise_reference
+from form_service.settings import SettingsError
 from form_service.staff import overview as charts
 from form_service.staff.auth import (
     Ceremonies,
@@ -63,6 +68,7 @@ from form_service.staff.previews import (
     preview_mail,
 )
 from form_service.staff.register import register_entries, register_text
+from form_service.staff.uploads import read_upload
 from form_service.store import Store
 from form_service.text import one_line, plain_text
 from form_service.web.context import WebContext
@@ -87,7 +93,7 @@ PAGE_SIZE = 25
 # once used up, every try is refused until the window moves on.
 SIGN_IN_FAILURES = parse("10/15 minutes")
 MAX_REASON = 5000
-DONE_MESSAGES = ("extended", "closed", "noted", "retried")
+DONE_MESSAGES = ("extended", "closed", "noted", "retried", "asked", "answered")
 FILTER_STATUSES = ("open", "all", *[s for s in STATUSES if s != DISCARDED], "closed")
 DUE_FILTERS = ("", "overdue", "week")
 
@@ -516,6 +522,12 @@ async def _request_context(request: Request, console: Console, member: Member,
         "can_act": record.is_open, "unconfirmed": record.status in (UNVERIFIED, DISCARDED),
         "failed": [m for m in messages if m.status == "failed"],
         "detail_text": _detail_text,
+        "answer_files": await run_in_threadpool(
+            AnswerFiles(store, console.settings).files, record.reference),
+        "question": await run_in_threadpool(FollowUp(store).open_question, record.reference),
+        "files_on": console.settings.files_key is not None,
+        "max_mb": console.settings.answer_file_max_bytes // 1_000_000,
+        "now": _now(),
     }
 
 
@@ -643,6 +655,127 @@ async def close_action(request: Request, console: Console, member: Member) -> Re
 
 
 @signed_in
+async def ask_action(request: Request, console: Console, member: Member) -> Response:
+    """Click 1: the e-mail asking the customer (GDPR Art. 12(6)). Click 2: asked."""
+    data = await _form(request)
+    record = await _record(request)
+    question = _reason(data)
+    now = _now()
+    problem = None if record.is_open else "not_open"
+    if problem is None and not question:
+        problem = "no_reason"
+    if problem is None and _previewed(console, data, "ask", record.reference, question):
+        try:
+            await run_in_threadpool(as_actor(_actor(member), FollowUp(_store(request)).ask),
+                                    record.reference, question, now)
+        except NotAllowed:
+            problem = "not_open"
+        else:
+            request.state.worker.wake(urgent=True)
+            return RedirectResponse(f"/staff/requests/{record.reference}?done=asked",
+                                    status_code=303, headers=NO_STORE)
+    mail = None
+    if problem is None:
+        mail = preview_mail("info", record, {"question": question}, console.settings, now)
+    return console.render(request, "ask.html", {
+        "record": record, "question": question, "mail": mail, "problem": problem,
+        "previewed": _seal(console, "ask", record.reference, question),
+    }, member=member, nav="requests", status=409 if problem == "not_open" else 200)
+
+
+def _files_json(files: list[StoredFile]) -> str:
+    return json.dumps([dataclasses.asdict(f) for f in files], ensure_ascii=False,
+                      sort_keys=True)
+
+
+def _carried_files(console: Console, data: Any, reference: str) -> list[StoredFile]:
+    """The files a preview page carries: only as we listed them (sealed by our MAC)."""
+    text = str(data.get("files") or "[]")
+    if not hmac.compare_digest(str(data.get("files_seal") or ""),
+                               _seal(console, "answer-files", reference, text)):
+        return []
+    try:
+        return [StoredFile(**item) for item in json.loads(text)]
+    except (TypeError, ValueError):
+        return []
+
+
+@signed_in
+async def answer_action(request: Request, console: Console, member: Member) -> Response:
+    """Click 1 (a multipart upload): the files are sealed as they arrive, and the page shows
+    them with the "your answer is ready" e-mail. Click 2: the request is answered."""
+    settings = console.settings
+    record = await _record(request)
+    problem: str | None = None
+    file_error: str | None = None
+    files: list[StoredFile] = []
+    data: Any = {}
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        try:
+            settings.require_files_key()
+            data, files = await read_upload(request, settings)
+        except SettingsError:
+            problem = "no_key"
+        except AnswerFileError as exc:
+            problem, file_error = "file", exc.key
+        else:
+            try:
+                check_csrf(request, settings, data.getlist(CSRF_FIELD))
+            except WebError:
+                answer_files.discard(settings, files)
+                raise
+        if problem is not None:
+            # Nothing was read as a form: the CSRF field is checked on the next click.
+            return console.render(request, "answer.html", {
+                "record": record, "message": "", "files": [], "mail": None,
+                "problem": problem, "file_error": file_error, "previewed": "",
+                "files_json": "[]", "files_seal": "",
+                "max_mb": settings.answer_file_max_bytes // 1_000_000,
+            }, member=member, nav="requests", status=400)
+    else:
+        data = await _form(request)
+        files = _carried_files(console, data, record.reference)
+    message = _reason(data)
+    now = _now()
+    files_json = _files_json(files)
+    if not record.is_open:
+        problem = "not_open"
+    elif not files:
+        problem = "no_files"
+    elif not message:
+        problem = "no_reason"
+    if problem is None and _previewed(console, data, "answer", record.reference, message,
+                                      files_json):
+        if not all((settings.answers_dir / f.stored_as).is_file() for f in files):
+            problem = "files_gone"
+        else:
+            try:
+                await run_in_threadpool(
+                    as_actor(_actor(member), AnswerFiles(_store(request), settings).answer),
+                    record.reference, message, files, now)
+            except NotAllowed:
+                problem = "not_open"
+            else:
+                request.state.worker.wake(urgent=True)
+                return RedirectResponse(f"/staff/requests/{record.reference}?done=answered",
+                                        status_code=303, headers=NO_STORE)
+    mail = None
+    if problem is None:
+        until = now + dt.timedelta(days=settings.answer_files_days)
+        mail = preview_mail("ready", record, {
+            "files": [dataclasses.asdict(f) for f in files],
+            "files_until": until.isoformat()}, settings, now)
+    return console.render(request, "answer.html", {
+        "record": record, "message": message, "files": files, "mail": mail,
+        "problem": problem, "file_error": file_error,
+        "previewed": _seal(console, "answer", record.reference, message, files_json),
+        "files_json": files_json,
+        "files_seal": _seal(console, "answer-files", record.reference, files_json),
+        "max_mb": settings.answer_file_max_bytes // 1_000_000,
+    }, member=member, nav="requests", status=409 if problem == "not_open" else 200)
+
+
+@signed_in
 async def retry_action(request: Request, console: Console, member: Member) -> Response:
     await _form(request)
     record = await _record(request)
@@ -741,6 +874,8 @@ def routes(route: Callable[[str, Any, list[str]], list[BaseRoute]]) -> list[Base
         *route("/staff/requests/{reference}/close", close_action, post),
         *route("/staff/requests/{reference}/retry", retry_action, post),
         *route("/staff/requests/{reference}/note", note_action, post),
+        *route("/staff/requests/{reference}/ask", ask_action, post),
+        *route("/staff/requests/{reference}/answer", answer_action, post),
         *route("/staff/export", export_page, get),
         *route("/staff/export/options", export_options, post),
         *route("/staff/export/download", export_download, post),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -100,18 +101,25 @@ class BodyLimit:
     inside the handler that reads them, which the app turns into the 413 page.
     """
 
-    def __init__(self, app: ASGIApp, pages: Pages, max_bytes: int = MAX_BODY_BYTES) -> None:
+    def __init__(self, app: ASGIApp, pages: Pages, max_bytes: int = MAX_BODY_BYTES,
+                 uploads: tuple[re.Pattern[str], int] | None = None) -> None:
         self.app = app
         self.pages = pages
         self.max_bytes = max_bytes
+        # (paths, limit): the one kind of address that takes files (the console's answer
+        # upload, which streams them into sealed files) gets its own, larger limit.
+        self.uploads = uploads
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.max_bytes
+        if self.uploads is not None and self.uploads[0].fullmatch(scope.get("path", "")):
+            limit = self.uploads[1]
         declared = Headers(scope=scope).get("content-length")
         valid = declared is None or (declared.isascii() and declared.isdigit())
-        if not valid or (declared is not None and int(declared) > self.max_bytes):
+        if not valid or (declared is not None and int(declared) > limit):
             status = 413 if valid else 400
             key = "form_error_too_large" if status == 413 else "form_error_bad_request"
             response = self.pages.error(scope, status, key, headers={"Connection": "close"})
@@ -124,7 +132,7 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > limit:
                     raise BodyTooLarge()
             return message
 
