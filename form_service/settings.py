@@ -12,6 +12,7 @@ import binascii
 import ipaddress
 import os
 import secrets
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,17 +121,27 @@ def new_secret() -> str:
 
 
 def _dev_secret(var_dir: Path) -> str:
-    """A development secret, generated once and kept under var/ (never in production)."""
+    """A development secret, generated once and kept under var/ (never in production).
+
+    Instances started together (tests, `policy-site migrate` beside `serve`) may
+    all find no key: each writes its own to a temporary file and links it into
+    place, so one wins, the others read the winner's, and nobody reads half a key.
+    """
     path = var_dir / "secret_key"
     if path.is_file():
         return path.read_text().strip()
     # Private from the first byte: var/ 0700, the key 0600 (form_service/private.py).
     var_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    key = new_secret()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with open(fd, "w") as out:
-        out.write(key)
-    return key
+    fd, tmp = tempfile.mkstemp(dir=var_dir, prefix=".secret_key.")  # mode 0600
+    try:
+        with open(fd, "w") as out:
+            out.write(new_secret())
+        os.link(tmp, path)
+    except FileExistsError:
+        pass  # another process was first: its key is the one
+    finally:
+        os.unlink(tmp)
+    return path.read_text().strip()
 
 
 def load_settings(env: Mapping[str, str] | None = None, root: Path | None = None) -> Settings:

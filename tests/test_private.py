@@ -8,6 +8,7 @@ import os
 import secrets
 import sqlite3
 import stat
+import threading
 import time
 from collections.abc import Iterator
 from email.message import EmailMessage
@@ -123,6 +124,28 @@ def test_a_generated_secret_key_is_private_from_the_start(tmp_path: Path) -> Non
         load_settings({"POLICY_VAR_DIR": str(tmp_path / "var")}, root=DEFAULT_ROOT)
     assert mode(tmp_path / "var") == 0o700
     assert mode(tmp_path / "var" / "secret_key") == 0o600
+
+
+def test_instances_starting_together_agree_on_one_generated_key(tmp_path: Path) -> None:
+    """Processes that find no key at the same moment end with one key, all of them."""
+    for round_ in range(20):
+        var_dir = tmp_path / f"var{round_}"
+        start = threading.Barrier(8)
+        keys: list[str] = []
+
+        def load(start: threading.Barrier, var_dir: Path, keys: list[str]) -> None:
+            start.wait()
+            keys.append(load_settings({"POLICY_VAR_DIR": str(var_dir)},
+                                      root=DEFAULT_ROOT).secret_key)
+
+        threads = [threading.Thread(target=load, args=(start, var_dir, keys)) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(keys) == 8, "a start failed"
+        assert set(keys) == {(var_dir / "secret_key").read_text()}
+        assert [p.name for p in var_dir.iterdir()] == ["secret_key"]
 
 
 def test_maildir_messages_are_private_whatever_the_umask(tmp_path: Path) -> None:
