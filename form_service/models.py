@@ -134,6 +134,9 @@ class OutboxMessage(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # When the current round of tries began (None: created_at); the worker gives up
+    # a set time after it, and staff's retry starts a new round (migration 0009).
+    trying_since: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (Index(None, "status", "next_attempt_at"),)
 
@@ -168,6 +171,15 @@ class EventChain(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     head: Mapped[str] = mapped_column(String(64))
+
+
+class HealthProbe(Base):
+    """One row that /healthz writes: proof that the database still takes writes."""
+
+    __tablename__ = "health_probe"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
 
 class VerifyMail(Base):

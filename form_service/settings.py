@@ -60,6 +60,9 @@ class Settings:
     files_key: bytes | None = field(default=None, repr=False)
     answer_file_max_bytes: int = 50 * 1000 * 1000
     answer_files_days: int = 30
+    # How long the worker keeps trying a message before it gives up and staff are
+    # told: days, like a mail server (RFC 5321 §4.5.4.1 suggests 4-5 days).
+    delivery_give_up_days: float = 5.0
 
     @property
     def answers_dir(self) -> Path:
@@ -199,6 +202,7 @@ def load_settings(env: Mapping[str, str] | None = None, root: Path | None = None
         files_key=_files_key(env),
         answer_file_max_bytes=_positive(env, "POLICY_ANSWER_FILE_MAX_MB", 50) * 1000 * 1000,
         answer_files_days=_positive(env, "POLICY_ANSWER_FILES_DAYS", 30),
+        delivery_give_up_days=_seconds(env, "POLICY_DELIVERY_GIVE_UP_DAYS", 5.0, "days"),
     )
 
 
@@ -253,7 +257,7 @@ def _positive(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
-def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+def _seconds(env: Mapping[str, str], name: str, default: float, unit: str = "seconds") -> float:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -262,7 +266,7 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     except ValueError:
         value = 0.0
     if not value > 0:
-        raise SettingsError(f"{name}={raw!r} must be a number of seconds above 0.")
+        raise SettingsError(f"{name}={raw!r} must be a number of {unit} above 0.")
     return value
 
 
