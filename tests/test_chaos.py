@@ -109,7 +109,7 @@ def test_three_instances_with_a_short_lease_send_each_message_once(
     report = (f"{outcome.acknowledged} acknowledged, {outcome.verified} confirmed; copies: "
               f"{outcome.duplicates_of('ticket')} tickets, {outcome.duplicates_of('ack')} "
               f"acknowledgements, {outcome.duplicates_of('verify')} verification e-mails "
-              f"{dict(outcome.copies)}")
+              f"{dict(outcome.copies)}; missing {outcome.missing}, failed {outcome.failed}")
     assert outcome.confirmed_seen >= requests * 3 // 4, report
     assert outcome.lost == [] and outcome.confirmed_unstored == [], report
     assert drain is not None, f"{outcome.pending} messages still pending; {report}"
