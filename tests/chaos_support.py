@@ -84,7 +84,12 @@ class _ChaosHandler:
             # comes only after the client's timeout: it cannot know it was delivered.
             with sink.lock:
                 sink.messages.append(received)
-            await asyncio.sleep(sink.silence)
+            try:
+                await asyncio.sleep(sink.silence)
+            except asyncio.CancelledError:
+                # aiosmtpd ends the session's task when the client hangs up.
+                sink.record(Exchange(time.monotonic(), message_id, "accepted-unheard"))
+                raise
             transport = getattr(server, "transport", None)
             unheard = transport is None or transport.is_closing()
             sink.record(Exchange(time.monotonic(), message_id,
