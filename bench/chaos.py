@@ -26,8 +26,8 @@ server saw, against the number of kills; `drain s`: seconds from the end of the 
 until nothing is pending. Baseline in the same run: `calm`, the same customers with nothing
 going wrong.
 
-    .venv/bin/python bench/chaos.py             # every scenario, about 6-8 minutes
-    .venv/bin/python bench/chaos.py --quick     # shorter disturbances, about 3-4 minutes
+    .venv/bin/python bench/chaos.py             # every scenario, about 8 minutes
+    .venv/bin/python bench/chaos.py --quick     # shorter disturbances, about 5 minutes
     .venv/bin/python bench/chaos.py --scenarios kill,refusal --kills 20
 
 Everything runs on 127.0.0.1; the temporary folder and database are removed at the end.
