@@ -201,8 +201,9 @@ def _submit(base_url: str, email: str, n: int, tally: Tally) -> str | None:
     return None
 
 
-def _confirm(base_url: str, path: str) -> bool:
-    """Open the link's page and press "confirm" as the page's same-origin POST does."""
+def _confirm(base_url: str, path: str, reference: str) -> bool:
+    """Open the link's page and press "confirm" as the page's same-origin POST does; True
+    if the page then says that `reference` is confirmed."""
     try:
         with httpx2.Client(base_url=base_url, timeout=10,
                            headers={"Origin": base_url}) as client:
@@ -215,7 +216,8 @@ def _confirm(base_url: str, path: str) -> bool:
                 if answer.status_code != 303:
                     return False
                 page = client.get(answer.headers["location"])
-            return page.status_code == 200 and "Request confirmed" in page.text
+            return (page.status_code == 200 and "Request confirmed" in page.text
+                    and reference in page.text)
     except httpx2.HTTPError:
         return False
 
@@ -232,15 +234,17 @@ def customer(targets: Callable[[], list[str]], smtp: ChaosSmtp, tally: Tally,
     rng = random.Random(n)  # noqa: S311 (which instance, which address: no secret)
     i = 0
     while not stop.is_set() and tally.next_journey():
-        i += 1
-        email = f"chaos{n}-{i}-{rng.randrange(10**6)}@example.lv"
-        reference = None
+        reference = email = None
         while reference is None and not stop.is_set():
+            # A new address for every try: a POST whose answer was lost to a kill may
+            # have been stored, and its e-mail must not be taken for this one's.
+            i += 1
+            email = f"chaos{n}-{i}-{rng.randrange(10**6)}@example.lv"
             up = targets()
             reference = _submit(rng.choice(up), email, n, tally) if up else None
             if reference is None:
                 time.sleep(0.2)
-        if reference is None:
+        if reference is None or email is None:
             return
         tally.add("acknowledged", reference)
         deadline = time.monotonic() + mail_wait
@@ -258,7 +262,7 @@ def customer(targets: Callable[[], list[str]], smtp: ChaosSmtp, tally: Tally,
             # The link names the instance that sent it; any instance up will do.
             own = link[: len(link) - len(path)]
             base = own if own in up else (rng.choice(up) if up else None)
-            if base is not None and _confirm(base, path):
+            if base is not None and _confirm(base, path, reference):
                 tally.add("confirmed", reference)
                 break
             time.sleep(0.3)
