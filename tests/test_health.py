@@ -21,8 +21,12 @@ def test_healthz_on_a_fresh_database_is_ok_with_nothing_waiting(tmp_path: Path) 
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json; charset=utf-8"
     assert response.headers["cache-control"] == "no-store"
-    assert response.json() == {
+    report = response.json()
+    assert report.pop("disk_free_mb") >= 100
+    assert report == {
+        "status": "ok",
         "database": "ok",
+        "disk": "ok",
         "outbox": {"pending": 0, "oldest_pending_age_seconds": None},
         "failed_messages": 0,
         "overdue_requests": 0,
@@ -60,7 +64,12 @@ def test_healthz_counts_backlog_failures_and_overdue_requests(
     report = response.json()
     age = report["outbox"].pop("oldest_pending_age_seconds")
     assert 600 <= age < 700
+    if database_url.startswith("sqlite"):
+        # SQLite's disk is this machine's: how much is free under its folder.
+        assert report.pop("disk_free_mb") >= 100
+        assert report.pop("disk") == "ok"
     assert report == {
+        "status": "ok",
         "database": "ok",
         "outbox": {"pending": 1},
         "failed_messages": 1,
