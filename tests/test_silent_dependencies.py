@@ -3,7 +3,10 @@ fast, not hang: PostgreSQL and Redis behind a forwarder the test silences (forwa
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,8 +15,11 @@ import pytest
 from forwarder import Forwarder, forwarding
 from live_service import HIDDEN
 from sqlalchemy.engine import make_url
-from web_support import make_settings, served
+from web_support import client_for, count_requests, make_settings, open_form, served
 
+from form_service.web.ratelimit import Limiter, RateLimits
+
+REDIS = "redis://127.0.0.1:6379"
 # The deadline the tests give the service: short, so that the suite stays fast.
 TIMEOUT = "1.5"
 # What "answers within a few seconds" means here: the deadline plus generous slack.
@@ -78,3 +84,50 @@ def test_a_silent_postgresql_gets_the_try_again_page_within_seconds(
             time.sleep(0.2)
         answer = client.post("/en/request/", data=fields)
         assert answer.status_code == 303, answer.text[:300]
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    """A key prefix of this test alone; its keys are deleted afterwards (Redis direct)."""
+    prefix = f"policy-site-test-{uuid.uuid4().hex}"
+    yield prefix
+
+    async def clean() -> None:
+        limiter = Limiter(REDIS, RateLimits(key_prefix=prefix))
+        await limiter.reset()
+        await limiter.aclose()
+
+    asyncio.run(clean())
+
+
+def test_a_silent_redis_lets_the_form_through_within_two_seconds(
+    tmp_path: Path, redis_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With the path to Redis silent, a form POST is stored and answered within about 2 s,
+    uncounted, and the log says the limit was not applied; /healthz says "degraded"."""
+    with forwarding("127.0.0.1", 6379) as forwarder:
+        settings = make_settings(
+            tmp_path, POLICY_RATE_LIMIT_STORAGE=f"redis://127.0.0.1:{forwarder.port}")
+        limits = RateLimits(per_ip="100/hour", key_prefix=redis_prefix)
+        with client_for(settings, rate_limits=limits) as client:
+            # One request while Redis answers: the limiter's connection is open, as in
+            # production when the path goes silent.
+            first = client.post("/en/request/", data=open_form(client, "/en/request/").fields())
+            assert first.status_code == 303
+            assert client.get("/healthz").json()["redis"] == "ok"
+            form = open_form(client, "/en/request/")
+
+            forwarder.silence()
+            with caplog.at_level(logging.ERROR, logger="form_service"):
+                answer, took = _timed(client.post, "/en/request/",
+                                      data=form.fields(email="second@example.lv"))
+            assert took < 2.5, f"the POST took {took:.1f} s"
+            assert answer.status_code == 303, answer.text[:300]
+            health, took = _timed(client.get, "/healthz")
+            assert took < 2.5, f"/healthz took {took:.1f} s"
+            forwarder.resume()
+    assert count_requests(settings) == 2
+    assert "Rate-limit storage unavailable" in caplog.text
+    assert health.status_code == 200
+    assert health.json()["status"] == "degraded"
+    assert health.json()["redis"] == "unavailable"

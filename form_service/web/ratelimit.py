@@ -67,6 +67,12 @@ def _async_uri(uri: str) -> str:
     return uri if uri.startswith("async+") else f"async+{uri}"
 
 
+def _bound() -> anyio.CancelScope:
+    """STORAGE_TIMEOUT for one question to the store, its client's retries included
+    (TimeoutError when it runs out, handled like the store's own errors)."""
+    return anyio.fail_after(STORAGE_TIMEOUT)
+
+
 class Limiter:
     """Counts hits in a sliding window, so a burst at a window's edge gets no double quota.
 
@@ -82,8 +88,9 @@ class Limiter:
         if self.shared:
             options["key_prefix"] = limits.key_prefix
             # coredis's names (the client `limits` uses for async+redis): the time to
-            # connect, and to wait for each answer; either raises a RedisError, which
-            # `limits` wraps in the StorageError we catch.
+            # connect, and to wait for each answer. It retries a command that timed out
+            # on a new connection, so these add up (3 s for one PING through a silent
+            # path): the bound that holds is _bound(), around each question.
             options["connect_timeout"] = STORAGE_TIMEOUT
             options["stream_timeout"] = STORAGE_TIMEOUT
         self.storage = cast(AsyncStorage, storage_from_string(uri, **options))
@@ -92,9 +99,7 @@ class Limiter:
 
     async def _hit(self, item: RateLimitItem, kind: str, key: str) -> None:
         try:
-            # One bound around the whole question as well: a client's own timeouts
-            # do not cover every step (a handshake, a reconnection, a retry).
-            with anyio.fail_after(2 * STORAGE_TIMEOUT):
+            with _bound():
                 if await self.strategy.hit(item, kind, key):
                     return
                 stats = await self.strategy.get_window_stats(item, kind, key)
@@ -112,7 +117,7 @@ class Limiter:
         """RateLimited if `key` has used up `item`, without counting anything (the console
         counts only failed sign-ins, and refuses every try once they reach the limit)."""
         try:
-            with anyio.fail_after(2 * STORAGE_TIMEOUT):
+            with _bound():
                 if await self.strategy.test(item, kind, key):
                     return
                 stats = await self.strategy.get_window_stats(item, kind, key)
@@ -124,7 +129,7 @@ class Limiter:
     async def count(self, item: RateLimitItem, kind: str, key: str) -> None:
         """Count one against `item` for `key`, refusing nothing."""
         try:
-            with anyio.fail_after(2 * STORAGE_TIMEOUT):
+            with _bound():
                 await self.strategy.hit(item, kind, key)
         except (StorageError, TimeoutError):
             logger.exception("Rate-limit storage unavailable; not counting")
