@@ -24,13 +24,18 @@ def normalise_url(database_url: str) -> URL:
     return url
 
 
-def create(database_url: str, *, timeout: float = 5.0) -> Engine:
-    """The engine for `database_url`; `timeout`: seconds a request may wait on the database."""
+def create(database_url: str, *, timeout: float = 5.0, statements: bool = True) -> Engine:
+    """The engine for `database_url`.
+
+    `timeout`: seconds a request may wait on the database. `statements`: whether
+    PostgreSQL also cancels statements and lock waits after `timeout`; off for the
+    staff's commands (an export, verify-log), which may read for longer.
+    """
     url = normalise_url(database_url)
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(url)
     return create_engine(
-        url, pool_pre_ping=True, connect_args=_pg_connect_args(url, timeout),
+        url, pool_pre_ping=True, connect_args=_pg_connect_args(url, timeout, statements),
         # A connection stuck on a silent path stays checked out until the path
         # returns; without this, every later request would wait SQLAlchemy's default
         # 30 s for one of them (its thread, not the customer: web/deadline.py answers).
@@ -39,7 +44,7 @@ def create(database_url: str, *, timeout: float = 5.0) -> Engine:
     )
 
 
-def _pg_connect_args(url: URL, timeout: float) -> dict[str, Any]:
+def _pg_connect_args(url: URL, timeout: float, statements: bool) -> dict[str, Any]:
     """libpq's parameters that bound how long the server, or the path to it, can keep us.
 
     Anything already in the URL's query wins (the operator's word).
@@ -62,6 +67,8 @@ def _pg_connect_args(url: URL, timeout: float) -> dict[str, Any]:
         # Migrations lift both (migrate(), below).
         "options": f"-c statement_timeout={ms} -c lock_timeout={ms}",
     }
+    if not statements:
+        del args["options"]
     return {name: value for name, value in args.items() if name not in url.query}
 
 

@@ -131,9 +131,9 @@ def _aware(name: str, value: dt.datetime) -> None:
 class Store:
     def __init__(
         self, database_url: str, *, message_domain: str | None = None, webhook: bool = False,
-        timeout: float = 5.0,
+        timeout: float = 5.0, statement_timeouts: bool = True,
     ) -> None:
-        self._engine = db.create(database_url, timeout=timeout)
+        self._engine = db.create(database_url, timeout=timeout, statements=statement_timeouts)
         self._reads = sessionmaker(self._engine, expire_on_commit=False)
         self._writes = sessionmaker(db.writer(self._engine), expire_on_commit=False)
         # SQLite has one writer at a time. Writers of this process queue on a lock
@@ -192,11 +192,14 @@ class Store:
         return answer_files.purge(self, now, folder)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Store:
-        """The store as the settings describe it: database, and whether a webhook is set."""
+    def from_settings(cls, settings: Settings, *, statement_timeouts: bool = True) -> Store:
+        """The store as the settings describe it: database, and whether a webhook is set.
+
+        `statement_timeouts`: off for the staff's commands (db.create)."""
         return cls(settings.database_url, message_domain=_project_domain(settings.root),
                    webhook=bool(settings.webhook_url),
-                   timeout=settings.database_timeout_seconds)
+                   timeout=settings.database_timeout_seconds,
+                   statement_timeouts=statement_timeouts)
 
     def migrate(self) -> None:
         db.migrate(self._engine)

@@ -5,18 +5,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx2
+import psycopg
 import pytest
 from forwarder import Forwarder, forwarding
 from live_service import HIDDEN
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from web_support import client_for, count_requests, make_settings, open_form, served
 
+from form_service import db
+from form_service.store import Store
 from form_service.web.ratelimit import Limiter, RateLimits
 
 REDIS = "redis://127.0.0.1:6379"
@@ -131,3 +137,45 @@ def test_a_silent_redis_lets_the_form_through_within_two_seconds(
     assert health.status_code == 200
     assert health.json()["status"] == "degraded"
     assert health.json()["redis"] == "unavailable"
+
+
+# --- PostgreSQL's own bounds (db.py) -------------------------------------------------
+
+
+def test_postgresql_cancels_a_statement_that_outlasts_the_deadline(postgres_url: str) -> None:
+    """The server gives the connection back after the deadline instead of working on for
+    a customer already told to try again; the staff's commands are not cut short."""
+    store = Store(postgres_url, timeout=0.5)
+    try:
+        started = time.monotonic()
+        with pytest.raises(OperationalError, match="statement timeout"), \
+                store.reading() as session:
+            session.execute(text("SELECT pg_sleep(5)"))
+        assert time.monotonic() - started < 3
+    finally:
+        store.close()
+    commands = Store(postgres_url, timeout=0.5, statement_timeouts=False)
+    try:
+        with commands.reading() as session:
+            session.execute(text("SELECT pg_sleep(1)"))
+    finally:
+        commands.close()
+
+
+def test_migrations_wait_for_another_instance_longer_than_a_request_may(
+    postgres_url: str,
+) -> None:
+    """An instance starting while another migrates waits for its lock as long as that
+    takes: the requests' lock_timeout does not apply to migrations."""
+    holder = psycopg.connect(make_url(postgres_url).set(drivername="postgresql")
+                             .render_as_string(hide_password=False), autocommit=True)
+    holder.execute("SELECT pg_advisory_lock(%s)", (db._MIGRATION_LOCK,))
+    threading.Timer(1.5, holder.close).start()  # closing releases the lock
+    store = Store(postgres_url, timeout=0.5)
+    try:
+        started = time.monotonic()
+        store.migrate()
+        assert time.monotonic() - started >= 1.0
+        assert db.revision(store._engine) is not None
+    finally:
+        store.close()

@@ -72,7 +72,13 @@ from form_service.store import Store
 from form_service.text import one_line, plain_text
 from form_service.web.context import WebContext
 from form_service.web.deadline import in_time
-from form_service.web.errors import CrossSiteRequest, CsrfFailed, RateLimited, WebError
+from form_service.web.errors import (
+    CrossSiteRequest,
+    CsrfFailed,
+    RateLimited,
+    Unavailable,
+    WebError,
+)
 from form_service.web.i18n import plural_category, texts_of
 from form_service.web.pages import NO_STORE, TEMPLATES
 from form_service.web.ratelimit import client_address
@@ -193,6 +199,8 @@ def _staff_error(exc: WebError) -> str:
         return "console_error_cross_site"
     if isinstance(exc, RateLimited):
         return "console_error_rate_limited"
+    if isinstance(exc, Unavailable):
+        return "console_error_unavailable"
     return exc.key if exc.key.startswith("console_") else "console_error_bad_request"
 
 
@@ -201,7 +209,10 @@ def signed_in(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
 
     async def endpoint(request: Request) -> Response:
         console = _console(request)
-        member = await _current_member(request)
+        try:
+            member = await _current_member(request)
+        except Unavailable as exc:
+            return console.error(request, exc.status, _staff_error(exc), None)
         if member is None:
             if request.method in ("GET", "HEAD"):
                 return RedirectResponse("/staff/sign-in", status_code=303, headers=NO_STORE)
