@@ -71,13 +71,18 @@ def test_a_silent_postgresql_gets_the_try_again_page_within_seconds(
             base_url=base, timeout=PATIENCE, headers={"Origin": base}) as client:
         assert client.get("/healthz").status_code == 200
         fields = _form(client, "/en/request/")
+        latvian = _form(client, "/request/")
 
         forwarder.silence()
         answer, took = _timed(client.post, "/en/request/", data=fields)
         assert took < PROMPT, f"the POST took {took:.1f} s"
         assert answer.status_code == 503
+        assert answer.headers["retry-after"] == "60"
         assert "try again" in answer.text
         assert "Traceback" not in answer.text
+        answer = client.post("/request/", data=latvian)
+        assert answer.status_code == 503
+        assert "mēģiniet vēlreiz" in answer.text
         health, took = _timed(client.get, "/healthz")
         assert took < PROMPT, f"/healthz took {took:.1f} s"
         assert health.status_code == 503
