@@ -30,6 +30,7 @@ from form_service.deadlines import RIGA, due_date
 from form_service.models import (
     EventChain,
     EventCount,
+    HealthProbe,
     OutboxMessage,
     Request,
     RequestEvent,
@@ -129,9 +130,10 @@ def _aware(name: str, value: dt.datetime) -> None:
 
 class Store:
     def __init__(
-        self, database_url: str, *, message_domain: str | None = None, webhook: bool = False
+        self, database_url: str, *, message_domain: str | None = None, webhook: bool = False,
+        timeout: float = 5.0, statement_timeouts: bool = True,
     ) -> None:
-        self._engine = db.create(database_url)
+        self._engine = db.create(database_url, timeout=timeout, statements=statement_timeouts)
         self._reads = sessionmaker(self._engine, expire_on_commit=False)
         self._writes = sessionmaker(db.writer(self._engine), expire_on_commit=False)
         # SQLite has one writer at a time. Writers of this process queue on a lock
@@ -190,10 +192,14 @@ class Store:
         return answer_files.purge(self, now, folder)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Store:
-        """The store as the settings describe it: database, and whether a webhook is set."""
+    def from_settings(cls, settings: Settings, *, statement_timeouts: bool = True) -> Store:
+        """The store as the settings describe it: database, and whether a webhook is set.
+
+        `statement_timeouts`: off for the staff's commands (db.create)."""
         return cls(settings.database_url, message_domain=_project_domain(settings.root),
-                   webhook=bool(settings.webhook_url))
+                   webhook=bool(settings.webhook_url),
+                   timeout=settings.database_timeout_seconds,
+                   statement_timeouts=statement_timeouts)
 
     def migrate(self) -> None:
         db.migrate(self._engine)
@@ -205,6 +211,28 @@ class Store:
         except (SQLAlchemyError, OSError):
             return False
         return True
+
+    def probe_write(self, at: dt.datetime) -> None:
+        """Commit a write to health_probe's one row; raises if the database takes no writes.
+
+        Reads go on working on a full disk or a read-only replica while every new
+        request fails: /healthz asks this so that it does not report healthy then.
+        """
+        _aware("at", at)
+        table = HealthProbe.__table__
+        with self._write() as session:
+            dialect = session.get_bind().dialect.name
+            upsert = _UPSERT[dialect](table).values(id=1, at=at)
+            session.execute(upsert.on_conflict_do_update(index_elements=[table.c.id],
+                                                         set_={"at": at}))
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The SQLite database's file (None on PostgreSQL or in memory)."""
+        url = self._engine.url
+        if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+            return None
+        return Path(url.database)
 
     def close(self) -> None:
         self._engine.dispose()
@@ -1023,4 +1051,5 @@ def _count_upsert(insert: Any) -> Any:
     )
 
 
-_COUNT_UPSERT = {"sqlite": _count_upsert(sqlite_insert), "postgresql": _count_upsert(pg_insert)}
+_UPSERT = {"sqlite": sqlite_insert, "postgresql": pg_insert}
+_COUNT_UPSERT = {name: _count_upsert(insert) for name, insert in _UPSERT.items()}

@@ -189,7 +189,9 @@ def run(args: argparse.Namespace) -> int:
             # (a backup taken before an upgrade must be of the old schema).
             return int(args.action_func(None, args, settings))
         context = _Context(settings, dt.datetime.now(dt.UTC))
-        store = Store.from_settings(settings)
+        # A command may read the whole register (export, verify-log): no request's
+        # statement timeout on PostgreSQL (db.create).
+        store = Store.from_settings(settings, statement_timeouts=False)
     except (SettingsError, FactsError) as exc:
         return _fail(args.action, str(exc))
     except BackupError as exc:
