@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -23,17 +24,52 @@ def normalise_url(database_url: str) -> URL:
     return url
 
 
-def create(database_url: str) -> Engine:
+def create(database_url: str, *, timeout: float = 5.0, statements: bool = True) -> Engine:
+    """The engine for `database_url`.
+
+    `timeout`: seconds a request may wait on the database. `statements`: whether
+    PostgreSQL also cancels statements and lock waits after `timeout`; off for the
+    staff's commands (an export, verify-log), which may read for longer.
+    """
     url = normalise_url(database_url)
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(url)
-    connect_args: dict[str, Any] = {}
-    if "connect_timeout" not in url.query:
-        # /healthz must answer quickly when the server is gone, not after the OS's TCP timeout.
-        connect_args["connect_timeout"] = 5
     return create_engine(
-        url, pool_pre_ping=True, connect_args=connect_args, hide_parameters=True
+        url, pool_pre_ping=True, connect_args=_pg_connect_args(url, timeout, statements),
+        # A connection stuck on a silent path stays checked out until the path
+        # returns; without this, every later request would wait SQLAlchemy's default
+        # 30 s for one of them (its thread, not the customer: web/deadline.py answers).
+        pool_timeout=timeout,
+        hide_parameters=True,
     )
+
+
+def _pg_connect_args(url: URL, timeout: float, statements: bool) -> dict[str, Any]:
+    """libpq's parameters that bound how long the server, or the path to it, can keep us.
+
+    Anything already in the URL's query wins (the operator's word).
+    """
+    ms = max(1, round(timeout * 1000))
+    args: dict[str, Any] = {
+        # /healthz must answer quickly when the server is gone, not after the OS's TCP timeout.
+        "connect_timeout": max(2, math.ceil(timeout)),
+        # A path that drops packets silently: keepalives find an idle connection dead
+        # in about 5 + 3 * 2 s, and tcp_user_timeout a connection whose bytes sent
+        # stay unacknowledged (the kernel would otherwise retry for about 15 minutes).
+        "keepalives": 1,
+        "keepalives_idle": 5,
+        "keepalives_interval": 2,
+        "keepalives_count": 3,
+        "tcp_user_timeout": max(10_000, 2 * ms),
+        # The server gives up on a statement, or on waiting for a lock, that takes
+        # longer than a request may wait: the thread and connection come back instead
+        # of working on for a customer who has already been told to try again.
+        # Migrations lift both (migrate(), below).
+        "options": f"-c statement_timeout={ms} -c lock_timeout={ms}",
+    }
+    if not statements:
+        del args["options"]
+    return {name: value for name, value in args.items() if name not in url.query}
 
 
 def _sqlite_engine(url: URL) -> Engine:
@@ -95,6 +131,10 @@ def migrate(engine: Engine) -> tuple[str | None, str | None]:
     config.set_main_option("script_location", MIGRATIONS)
     with writer(engine).begin() as conn:
         if conn.dialect.name == "postgresql":
+            # A migration may rewrite a big table, and an instance starting beside
+            # others waits for their migrations: no request's timeouts here.
+            conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
+            conn.exec_driver_sql("SET LOCAL lock_timeout = 0")
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
         before = MigrationContext.configure(conn).get_current_revision()
         config.attributes["connection"] = conn

@@ -5,7 +5,11 @@ DESIGN: a request and the message about it are committed together, so a
 crash can lose neither one without the other. A worker claims due messages
 with a lease, so that several workers (threads, processes, instances) never
 send the same message twice; a lease that runs out (a worker died) makes the
-message claimable again. These functions run inside the caller's transaction.
+message claimable again. Just before each send the worker starts the message
+(`start`): it proves the lease is still its own, renews it for the length of
+one send, and counts the try, so a try is counted when it is made (or when a
+crash interrupted that very send), never for a whole claimed batch. These
+functions run inside the caller's transaction.
 """
 
 from __future__ import annotations
@@ -39,9 +43,11 @@ class Delivery:
     id: int
     kind: str
     message_id: str
-    attempts: int  # including this one
+    attempts: int  # tries made so far; start() counts the next one
     payload: dict[str, Any] | None
     record: RequestRecord
+    # When the current round of tries began: the worker gives up a set time after it.
+    trying_since: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -137,13 +143,9 @@ def claim(
     session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.id.in_(ids))
-        .values(
-            lease_owner=owner,
-            lease_until=now + lease,
-            # Counted at claim time, so a message that crashes its worker
-            # every time still runs out of tries.
-            attempts=OutboxMessage.attempts + 1,
-        )
+        # Not a try yet: a worker killed before it reached this message has not
+        # tried it (start() counts the try when the send begins).
+        .values(lease_owner=owner, lease_until=now + lease)
         .execution_options(synchronize_session=False)
     )
     rows = session.scalars(
@@ -169,6 +171,60 @@ def leased(session: Session, outbox_id: int, owner: str) -> OutboxMessage | None
     if row is None or row.status != PENDING or row.lease_owner != owner:
         return None
     return row
+
+
+def start(session: Session, outbox_id: int, owner: str, *, now: dt.datetime,
+          lease: dt.timedelta) -> OutboxMessage | None:
+    """Begin one try of a message that `owner` holds: renew the lease to last the
+    send, and count the try. None (and nothing changed) if the lease was lost: the
+    worker must put the message down, another one is sending it."""
+    row = leased(session, outbox_id, owner)
+    if row is None:
+        return None
+    row.lease_until = now + lease
+    row.attempts += 1
+    return row
+
+
+def trying_since(row: OutboxMessage) -> dt.datetime:
+    return row.trying_since or row.created_at
+
+
+def _waiting(now: dt.datetime, webhook: bool) -> list[Any]:
+    """Messages that failed a try and wait in back-off: pending, not due, not leased."""
+    webhooks = or_(OutboxMessage.kind == "webhook",
+                   OutboxMessage.kind.like("webhook\\_%", escape="\\"))
+    return [
+        OutboxMessage.status == PENDING,
+        OutboxMessage.next_attempt_at > now,
+        # Set by a failed try, or by the outage a try found (the batch's rest, untried).
+        OutboxMessage.last_error.is_not(None),
+        or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until <= now),
+        webhooks if webhook else ~webhooks,
+    ]
+
+
+def wake_one(session: Session, *, now: dt.datetime, webhook: bool) -> bool:
+    """Make the message that has waited longest due now: the probe of whether the
+    mail server (or helpdesk) answers again. False if none is waiting."""
+    first = session.scalar(
+        select(OutboxMessage.id).where(*_waiting(now, webhook))
+        .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id).limit(1)
+    )
+    if first is None:
+        return False
+    session.execute(update(OutboxMessage).where(OutboxMessage.id == first)
+                    .values(next_attempt_at=now)
+                    .execution_options(synchronize_session=False))
+    return True
+
+
+def hurry(session: Session, *, now: dt.datetime, webhook: bool) -> int:
+    """The server answers again: every message waiting in back-off is due now."""
+    result = session.execute(update(OutboxMessage).where(*_waiting(now, webhook))
+                             .values(next_attempt_at=now)
+                             .execution_options(synchronize_session=False))
+    return int(result.rowcount or 0)
 
 
 def release(row: OutboxMessage, status: str, *, error: str | None = None) -> None:

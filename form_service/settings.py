@@ -63,6 +63,11 @@ class Settings:
     # How long the worker keeps trying a message before it gives up and staff are
     # told: days, like a mail server (RFC 5321 §4.5.4.1 suggests 4-5 days).
     delivery_give_up_days: float = 5.0
+    # How long a request waits on the database before the customer is told to try again
+    # (web/deadline.py), and PostgreSQL's statement and lock timeouts (db.py).
+    database_timeout_seconds: float = 5.0
+    # /healthz reports "disk": "low" below this much free space under var/ (SQLite).
+    min_free_mb: int = 100
 
     @property
     def answers_dir(self) -> Path:
@@ -203,6 +208,8 @@ def load_settings(env: Mapping[str, str] | None = None, root: Path | None = None
         answer_file_max_bytes=_positive(env, "POLICY_ANSWER_FILE_MAX_MB", 50) * 1000 * 1000,
         answer_files_days=_positive(env, "POLICY_ANSWER_FILES_DAYS", 30),
         delivery_give_up_days=_seconds(env, "POLICY_DELIVERY_GIVE_UP_DAYS", 5.0, "days"),
+        database_timeout_seconds=_seconds(env, "POLICY_DATABASE_TIMEOUT_SECONDS", 5.0),
+        min_free_mb=_positive(env, "POLICY_MIN_FREE_MB", 100),
     )
 
 

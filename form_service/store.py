@@ -12,8 +12,8 @@ import contextlib
 import datetime as dt
 import secrets
 import threading
-from collections.abc import Collection, Iterator
-from dataclasses import dataclass, fields
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +30,7 @@ from form_service.deadlines import RIGA, due_date
 from form_service.models import (
     EventChain,
     EventCount,
+    HealthProbe,
     OutboxMessage,
     Request,
     RequestEvent,
@@ -129,9 +130,10 @@ def _aware(name: str, value: dt.datetime) -> None:
 
 class Store:
     def __init__(
-        self, database_url: str, *, message_domain: str | None = None, webhook: bool = False
+        self, database_url: str, *, message_domain: str | None = None, webhook: bool = False,
+        timeout: float = 5.0, statement_timeouts: bool = True,
     ) -> None:
-        self._engine = db.create(database_url)
+        self._engine = db.create(database_url, timeout=timeout, statements=statement_timeouts)
         self._reads = sessionmaker(self._engine, expire_on_commit=False)
         self._writes = sessionmaker(db.writer(self._engine), expire_on_commit=False)
         # SQLite has one writer at a time. Writers of this process queue on a lock
@@ -190,10 +192,14 @@ class Store:
         return answer_files.purge(self, now, folder)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Store:
-        """The store as the settings describe it: database, and whether a webhook is set."""
+    def from_settings(cls, settings: Settings, *, statement_timeouts: bool = True) -> Store:
+        """The store as the settings describe it: database, and whether a webhook is set.
+
+        `statement_timeouts`: off for the staff's commands (db.create)."""
         return cls(settings.database_url, message_domain=_project_domain(settings.root),
-                   webhook=bool(settings.webhook_url))
+                   webhook=bool(settings.webhook_url),
+                   timeout=settings.database_timeout_seconds,
+                   statement_timeouts=statement_timeouts)
 
     def migrate(self) -> None:
         db.migrate(self._engine)
@@ -205,6 +211,28 @@ class Store:
         except (SQLAlchemyError, OSError):
             return False
         return True
+
+    def probe_write(self, at: dt.datetime) -> None:
+        """Commit a write to health_probe's one row; raises if the database takes no writes.
+
+        Reads go on working on a full disk or a read-only replica while every new
+        request fails: /healthz asks this so that it does not report healthy then.
+        """
+        _aware("at", at)
+        table = HealthProbe.__table__
+        with self._write() as session:
+            dialect = session.get_bind().dialect.name
+            upsert = _UPSERT[dialect](table).values(id=1, at=at)
+            session.execute(upsert.on_conflict_do_update(index_elements=[table.c.id],
+                                                         set_={"at": at}))
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The SQLite database's file (None on PostgreSQL or in memory)."""
+        url = self._engine.url
+        if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+            return None
+        return Path(url.database)
 
     def close(self) -> None:
         self._engine.dispose()
@@ -578,6 +606,8 @@ class Store:
                 message.status = outbox.PENDING
                 message.attempts = 0
                 message.next_attempt_at = at
+                # A new round: the worker tries for the full time again (worker._settle).
+                message.trying_since = at
                 message.lease_owner = message.lease_until = None
                 _event(session, message, _delivery_event(message, "retried"), at,
                        {"kind": message.kind, "message_id": message.message_id})
@@ -682,9 +712,55 @@ class Store:
         with self._write() as session:
             claimed = outbox.claim(session, owner, limit=limit, now=now, lease=lease)
             return [
-                Delivery(m.id, m.kind, m.message_id, m.attempts, m.payload, to_record(r))
+                Delivery(m.id, m.kind, m.message_id, m.attempts, m.payload, to_record(r),
+                         outbox.trying_since(m))
                 for m, r in claimed
             ]
+
+    def start_send(self, outbox_id: int, owner: str, *, now: dt.datetime,
+                   lease: dt.timedelta) -> int | None:
+        """Begin a try of a claimed message (outbox.start): the number of tries made,
+        this one included; None if the lease was lost and the message must be left."""
+        _aware("now", now)
+        with self._write() as session:
+            row = outbox.start(session, outbox_id, owner, now=now, lease=lease)
+            return None if row is None else row.attempts
+
+    def renew_leases(self, outbox_ids: Sequence[int], owner: str, *, now: dt.datetime,
+                     lease: dt.timedelta) -> bool:
+        """Extend the lease of messages being sent; False if the first (the one being
+        sent) is no longer `owner`'s. The others are carried in the same e-mail."""
+        _aware("now", now)
+        first, *others = outbox_ids
+        with self._write() as session:
+            renewed = session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == first, OutboxMessage.lease_owner == owner,
+                       OutboxMessage.status == outbox.PENDING)
+                .values(lease_until=now + lease)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            if others:
+                session.execute(
+                    update(OutboxMessage)
+                    .where(OutboxMessage.id.in_(others), OutboxMessage.lease_owner == owner,
+                           OutboxMessage.status == outbox.PENDING)
+                    .values(lease_until=now + lease)
+                    .execution_options(synchronize_session=False)
+                )
+            return bool(renewed)
+
+    def wake_one_waiting(self, now: dt.datetime, *, webhook: bool = False) -> bool:
+        """Make the longest-waiting failed message due now (outbox.wake_one)."""
+        _aware("now", now)
+        with self._write() as session:
+            return outbox.wake_one(session, now=now, webhook=webhook)
+
+    def hurry_waiting(self, now: dt.datetime, *, webhook: bool = False) -> int:
+        """Make every message waiting in back-off due now (outbox.hurry)."""
+        _aware("now", now)
+        with self._write() as session:
+            return outbox.hurry(session, now=now, webhook=webhook)
 
     def mark_sent(self, outbox_id: int, owner: str, at: dt.datetime, *,
                   sent_as: str | None = None) -> bool:
@@ -733,7 +809,8 @@ class Store:
             if row is None:
                 return VerifyBatch([])
             if mailbox is None:
-                return VerifyBatch([delivery])
+                outbox.start(session, delivery.id, owner, now=now, lease=lease)
+                return VerifyBatch([replace(delivery, attempts=row.attempts)])
             sent = session.scalars(
                 select(VerifyMail.at)
                 .where(VerifyMail.mailbox == mailbox, VerifyMail.at > now - VERIFY_MAIL_WINDOW)
@@ -743,9 +820,10 @@ class Store:
                 # Not a try: the message waits for the day's count to allow it.
                 until = sent[len(sent) - cap] + VERIFY_MAIL_WINDOW
                 outbox.release(row, outbox.PENDING)
-                row.attempts = max(0, row.attempts - 1)
                 row.next_attempt_at = until
                 return VerifyBatch([], hold_until=until)
+            # The e-mail goes: this is a try of the claimed message (outbox.start).
+            outbox.start(session, delivery.id, owner, now=now, lease=lease)
             reservation = session.execute(
                 insert(VerifyMail.__table__), {"mailbox": mailbox, "at": now}
             ).inserted_primary_key[0]
@@ -766,12 +844,13 @@ class Store:
                 .limit(max(0, most - 1))
                 .with_for_update(of=OutboxMessage, skip_locked=True)
             ).all()
-            gathered = [delivery]
+            gathered = [replace(delivery, attempts=row.attempts)]
             for message, request in others:
                 message.lease_owner = owner
                 message.lease_until = now + lease
                 gathered.append(Delivery(message.id, message.kind, message.message_id,
-                                         message.attempts, message.payload, to_record(request)))
+                                         message.attempts, message.payload, to_record(request),
+                                         outbox.trying_since(message)))
             return VerifyBatch(gathered, reservation=int(reservation))
 
     def release_reservation(self, reservation: int) -> None:
@@ -972,4 +1051,5 @@ def _count_upsert(insert: Any) -> Any:
     )
 
 
-_COUNT_UPSERT = {"sqlite": _count_upsert(sqlite_insert), "postgresql": _count_upsert(pg_insert)}
+_UPSERT = {"sqlite": sqlite_insert, "postgresql": pg_insert}
+_COUNT_UPSERT = {name: _count_upsert(insert) for name, insert in _UPSERT.items()}

@@ -7,6 +7,7 @@ later), and told to refuse the next messages at DATA after reading them.
 
 from __future__ import annotations
 
+import asyncio
 import email
 import socket
 import threading
@@ -50,6 +51,8 @@ class _Handler:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         received = Received(envelope.mail_from, tuple(envelope.rcpt_tos), envelope.content)
+        if self._server.data_delay:  # a slow server: it reads the message, then thinks
+            await asyncio.sleep(self._server.data_delay)
         with self._server.lock:
             if self._server.refuse_data > 0:
                 self._server.refuse_data -= 1
@@ -74,6 +77,7 @@ class SmtpServer:
         self.refused: list[Received] = []  # read, then refused at DATA
         self.rejections: dict[str, int] = {}
         self.refuse_data = 0
+        self.data_delay = 0.0  # seconds before the answer to DATA (the message is kept)
         self._controller: Controller | None = None
 
     @property

@@ -81,7 +81,7 @@ def _wait_until(condition: object, timeout: float = 20) -> None:
 def test_the_served_log_holds_no_token_query_or_recipient(tmp_path: Path,
                                                           smtp_server: SmtpServer) -> None:
     """Through `policy-site serve`: a GET carrying form fields in its query, a confirmation
-    link, a 500 on that link (the database locked) and a refused recipient leave none of
+    link, a 503 on that link (the database locked) and a refused recipient leave none of
     the tokens, typed values or addresses in the log."""
     smtp_server.reject("refused.person@example.lv", 550)
     service = _service(tmp_path, smtp_server, POLICY_LOG_FORMAT="json")
@@ -95,7 +95,8 @@ def test_the_served_log_holds_no_token_query_or_recipient(tmp_path: Path,
             page = client.get(link)
             csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
             assert csrf
-            # Another writer holds SQLite's write lock past the busy timeout: the POST fails.
+            # Another writer holds SQLite's write lock past the busy timeout: the POST fails
+            # with the "try again" page (web/deadline.py), and the log says why.
             locker = sqlite3.connect(service.database_url.removeprefix("sqlite:///"),
                                      isolation_level=None)
             locker.execute("BEGIN IMMEDIATE")
@@ -104,7 +105,7 @@ def test_the_served_log_holds_no_token_query_or_recipient(tmp_path: Path,
             finally:
                 locker.execute("ROLLBACK")
                 locker.close()
-            assert failed.status_code == 500
+            assert failed.status_code == 503
             submit(client, "refused.person@example.lv")
             _wait_until(lambda: "failed" in service.log.read_text())
     finally:

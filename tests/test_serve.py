@@ -174,6 +174,8 @@ def test_policy_site_secret_prints_a_key_the_service_accepts() -> None:
         ({"POLICY_LOG_FORMAT": "xml"}, "POLICY_LOG_FORMAT"),
         ({"POLICY_SMTPUTF8": "perhaps"}, "POLICY_SMTPUTF8"),
         ({"POLICY_HEADER_TIMEOUT_SECONDS": "0"}, "POLICY_HEADER_TIMEOUT_SECONDS"),
+        ({"POLICY_DATABASE_TIMEOUT_SECONDS": "soon"}, "POLICY_DATABASE_TIMEOUT_SECONDS"),
+        ({"POLICY_MIN_FREE_MB": "0"}, "POLICY_MIN_FREE_MB"),
     ],
 )
 def test_bad_setting_is_one_sentence(tmp_path: Path, env: dict[str, str], named: str) -> None:

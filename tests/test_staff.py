@@ -536,7 +536,30 @@ def test_retry_puts_failed_messages_back_in_the_queue(
     smtp_server.rejections.clear()
     arrived = deliver(smtp_server, monkeypatch)
     assert [m.message_id for m in arrived] == [failed.message_id]
-    assert staff.run("retry") == (0, "No failed message to retry.\n", "")
+    assert staff.run("retry", "--failed") == (0, "No failed message to retry.\n", "")
+
+
+def test_retry_names_a_request_or_says_failed(
+        staff: Staff, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`retry --failed` queues every failed message; a bare `retry` queues nothing and says
+    what to add, so that no one resends every failed message by accident."""
+    smtp_server.reject("gone@example.lv", 550)
+    smtp_server.reject("away@example.lv", 550)
+    first = staff.request(0, verified=False, email="gone@example.lv")
+    second = staff.request(1, verified=False, email="away@example.lv")
+    deliver(smtp_server, monkeypatch)
+    with pytest.raises(SystemExit) as exit_:
+        staff.run("retry")
+    assert exit_.value.code == 1
+    err = staff.capsys.readouterr().err
+    one_sentence(err)
+    assert "REF" in err and "--failed" in err
+    assert [m.status for r in (first, second) for m in staff.store.messages(r.reference)] == [
+        "failed", "failed"]
+    code, out, _ = staff.run("retry", "--failed")
+    assert code == 0 and out.startswith("2 messages back in the queue")
+    assert [m.status for r in (first, second) for m in staff.store.messages(r.reference)] == [
+        "pending", "pending"]
 
 
 def test_verify_log_says_the_history_is_intact(staff: Staff) -> None:

@@ -34,6 +34,7 @@ from form_service.records import CLOSED, OPEN, WITHDRAWN, NotAllowed, RequestRec
 from form_service.sealed import SealedFileError
 from form_service.tokens import TokenError, make_token, read_token
 from form_service.web.context import WebContext, web_context
+from form_service.web.deadline import in_time
 from form_service.web.errors import LinkNotFound, WebError
 from form_service.web.i18n import language_of_path, texts_of
 from form_service.web.pages import NO_STORE
@@ -84,8 +85,8 @@ async def _record(request: Request, web: WebContext) -> RequestRecord:
         reference, key = str(payload["ref"]), str(payload["k"])
     except (TokenError, KeyError):
         raise LinkNotFound() from None
-    record = await run_in_threadpool(FollowUp(request.state.store).by_status_key,
-                                     reference, key)
+    record = await in_time(request, FollowUp(request.state.store).by_status_key,
+                                    reference, key)
     if record is None:
         # Purged (kept no longer than POLICY_RETENTION_DAYS), or a key that was changed.
         raise LinkNotFound(key="status_error_gone")
@@ -113,8 +114,8 @@ async def _granted(request: Request, web: WebContext, record: RequestRecord) -> 
         code_id = int(payload["code"])
     except (TokenError, KeyError, TypeError, ValueError):
         return False
-    return bool(await run_in_threadpool(_files(request, web).granted, record.reference,
-                                        code_id, _now()))
+    return bool(await in_time(request, _files(request, web).granted, record.reference,
+                                       code_id, _now()))
 
 
 def _timeline(events: list[Any], texts: dict[str, Any]) -> list[dict[str, Any]]:
@@ -147,9 +148,9 @@ async def status_page(request: Request, *, error: str | None = None, status: int
     record = await _record(request, web)
     texts = dict(texts_of(web.site, lang))
     store = request.state.store
-    events = await run_in_threadpool(store.events, record.reference)
-    question = await run_in_threadpool(FollowUp(store).open_question, record.reference)
-    files = await run_in_threadpool(_files(request, web).files, record.reference)
+    events = await in_time(request, store.events, record.reference)
+    question = await in_time(request, FollowUp(store).open_question, record.reference)
+    files = await in_time(request, _files(request, web).files, record.reference)
     now = _now()
     right = web.site.right(record.request_type)
     policy = web.policy.find(record.policy_language, record.policy_version)
@@ -246,8 +247,8 @@ async def withdraw(request: Request) -> Response:
     if record.status not in OPEN and record.status != WITHDRAWN:
         return await status_page(request, error="status_error_not_open", status=409)
     try:
-        await run_in_threadpool(FollowUp(request.state.store).withdraw, record.reference,
-                                _now())
+        await in_time(request, FollowUp(request.state.store).withdraw, record.reference,
+                               _now())
     except NotAllowed:
         return await status_page(request, error="status_error_not_open", status=409)
     request.state.worker.wake(urgent=True)
@@ -267,8 +268,8 @@ async def reply(request: Request) -> Response:
     if not text.strip():
         return await status_page(request, error="status_error_reply_empty", status=400)
     try:
-        await run_in_threadpool(FollowUp(request.state.store).reply, record.reference, text,
-                                _now())
+        await in_time(request, FollowUp(request.state.store).reply, record.reference, text,
+                               _now())
     except NotAllowed:
         return await status_page(request, error="status_error_no_question", status=409)
     request.state.worker.wake(urgent=True)
@@ -291,7 +292,7 @@ async def send_code(request: Request) -> Response:
         exc.lang = lang
         raise
     try:
-        await run_in_threadpool(_files(request, web).send_code, record.reference, _now())
+        await in_time(request, _files(request, web).send_code, record.reference, _now())
     except NotAllowed:
         return await status_page(request, error="status_error_no_files", status=409)
     await limiter.count(CODES_PER_REQUEST, "status-code", record.reference)
@@ -310,8 +311,8 @@ async def unlock(request: Request) -> Response:
     code = "".join((values[0] if len(values) == 1 else "").split())
     if not (len(code) == 6 and code.isascii() and code.isdigit()):
         return await status_page(request, error="status_error_code_format", status=400)
-    result = await run_in_threadpool(_files(request, web).enter_code, record.reference, code,
-                                     _now())
+    result = await in_time(request, _files(request, web).enter_code, record.reference, code,
+                                    _now())
     if result.outcome != "accepted":
         key = f"status_error_code_{result.outcome}"
         return await status_page(request, error=key, status=400 if result.outcome == "wrong"
@@ -336,7 +337,7 @@ async def download(request: Request) -> Response:
         file_id = int(request.path_params["file_id"])
     except ValueError:
         raise LinkNotFound(lang=lang) from None
-    files = await run_in_threadpool(_files(request, web).files, record.reference)
+    files = await in_time(request, _files(request, web).files, record.reference)
     found = [f for f in files if f.id == file_id]
     if not found:
         raise LinkNotFound(lang=lang)
@@ -346,7 +347,7 @@ async def download(request: Request) -> Response:
     if not await _granted(request, web, record):
         return await status_page(request, error="status_error_code_needed", status=403)
     chunks = await _open(request, web, record, info, lang)
-    await run_in_threadpool(_files(request, web).downloaded, record.reference, info, _now())
+    await in_time(request, _files(request, web).downloaded, record.reference, info, _now())
     return StreamingResponse(chunks, media_type=info.media_type, headers={
         **NO_STORE,
         "Content-Length": str(info.size),

@@ -14,7 +14,6 @@ import secrets
 import uuid
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from wtforms import Form
@@ -26,6 +25,7 @@ from form_service.records import DISCARDED, UNVERIFIED, NewRequest, RequestRecor
 from form_service.references import new_reference
 from form_service.tokens import TokenError, TokenExpired, make_token, read_token
 from form_service.web.context import WebContext, web_context
+from form_service.web.deadline import in_time
 from form_service.web.errors import BadRequest, LinkExpired, LinkNotFound
 from form_service.web.i18n import language_of_path, texts_of
 from form_service.web.pages import NO_STORE
@@ -218,7 +218,7 @@ async def _submit(request: Request, web: WebContext, lang: str) -> Response:
     form = make_form(web.site, lang, formdata=data, smtputf8=web.settings.smtputf8)
     valid = form.validate()
     if payload is not None:
-        stored = await run_in_threadpool(request.state.store.find_submission, payload["sid"])
+        stored = await in_time(request, request.state.store.find_submission, payload["sid"])
         if stored is not None:
             if valid and _same_request(stored, form):
                 # The same form sent again (a double click, a reload): its confirmation,
@@ -272,7 +272,7 @@ async def _submit(request: Request, web: WebContext, lang: str) -> Response:
     # Stored (committed) before the customer is told anything: DESIGN, "stored durably".
     # No per-address refusal here: the cap on verification e-mails (worker) keeps the
     # form from flooding an inbox without letting anyone block another's request.
-    record, created = await run_in_threadpool(request.state.store.create_request, new)
+    record, created = await in_time(request, request.state.store.create_request, new)
     if created:
         request.state.worker.wake()
     url = _confirm_url(web, lang, record.reference, record.due_at)
@@ -347,7 +347,7 @@ async def _verified_record(request: Request, web: WebContext) -> RequestRecord:
                                    request.path_params["token"], _FOREVER)["ref"])
     except (TokenError, KeyError):
         raise LinkNotFound() from None
-    record: RequestRecord | None = await run_in_threadpool(request.state.store.get, reference)
+    record: RequestRecord | None = await in_time(request, request.state.store.get, reference)
     if record is None:
         # Genuine, but the unconfirmed request has since been deleted.
         raise LinkExpired()
@@ -409,14 +409,14 @@ async def verify_decision(request: Request) -> Response:
         _check_link_age(web, request.path_params["token"], lang)
         store = request.state.store
         if decision[0] == "confirm":
-            result = await run_in_threadpool(store.verify, record.reference, _now())
+            result = await in_time(request, store.verify, record.reference, _now())
             if result is None:
                 raise LinkExpired(lang=lang)
             if result[1]:
                 # The ticket to staff and the acknowledgement: sent without giving way.
                 request.state.worker.wake(urgent=True)
         else:
-            if await run_in_threadpool(store.discard, record.reference, _now()) is None:
+            if await in_time(request, store.discard, record.reference, _now()) is None:
                 raise LinkExpired(lang=lang)
     # Post/redirect/get: the page at the link now says what became of the request.
     return RedirectResponse(request.url.path, status_code=303, headers=NO_STORE)

@@ -67,6 +67,8 @@ class Mailer(Protocol):
 
     async def close(self) -> None: ...
 
+    async def abort(self) -> None: ...
+
 
 @dataclass(frozen=True)
 class SmtpConfig:
@@ -159,6 +161,10 @@ class SmtpMailer:
             self._smtp = smtp
         return self._smtp
 
+    async def abort(self) -> None:
+        """Drop the connection without a word: a send was cut short mid-command."""
+        await self._drop()
+
     async def _drop(self) -> None:
         smtp, self._smtp = self._smtp, None
         if smtp is not None and smtp.is_connected:
@@ -206,6 +212,9 @@ class MaildirMailer:
             raise TemporaryFailure(f"{self._path}: {exc}") from None
 
     async def close(self) -> None:
+        return None
+
+    async def abort(self) -> None:
         return None
 
 

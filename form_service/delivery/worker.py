@@ -2,10 +2,16 @@
 
 Started by the app's lifespan, one per process; any number of processes or
 instances may run it against one database, because every message is leased
-before it is sent (see outbox.py). A message is retried with exponential
-back-off a bounded number of times; a permanent refusal ends it at once;
-one bad message never holds up the others. E-mails go to the mailer; rows of
-kind "webhook" are POSTed to the helpdesk (webhook.py) with the same rules.
+before it is sent (see outbox.py), and the lease is proved and renewed just
+before each send, which is bounded to fit in it. A message is retried with
+back-off (capped at 30 minutes) for days, like a mail server (RFC 5321
+§4.5.4.1), and then given up for staff to retry; a permanent refusal ends it
+at once; one bad message never holds up the others. While messages wait after
+failures, the one that has waited longest is tried every half minute, and when
+it goes through every waiting message is due at once: mail queued in an outage
+leaves within a minute of the server's return, not on the back-off schedule.
+E-mails go to the mailer; rows of kind "webhook" are POSTed to the helpdesk
+(webhook.py) with the same rules.
 """
 
 from __future__ import annotations
@@ -17,7 +23,8 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 
 from form_service.delivery import webhook
 from form_service.delivery.emails import MessageError, render, webhook_json
@@ -30,15 +37,25 @@ from form_service.delivery.mailer import (
     mailer_for,
 )
 from form_service.outbox import Delivery, is_webhook
-from form_service.records import RequestRecord
 from form_service.settings import Settings, SettingsError
 from form_service.store import Store
 from form_service.web.activity import Activity
 
 log = logging.getLogger(__name__)
-WEBHOOK, VERIFY = "webhook", "verify"
-# The share of a lease within which a batch may start sending a message (run_once).
+VERIFY = "verify"
+# The share of a claim's lease within which a batch may start sending a message
+# (run_once); claims are sized to be sent within it.
 LEASE_USE = 0.5
+# While a message is being sent its lease is renewed every this share of the lease
+# (_holding), so a slow send is never taken over by another worker while its own
+# worker lives; a worker that died stops renewing, and the lease runs out.
+RENEW_EVERY = 1 / 3
+# How often, while messages wait after failed tries, the longest-waiting one is tried.
+PROBE_EVERY = dt.timedelta(seconds=30)
+
+
+class LeaseLost(TemporaryFailure):
+    """Another worker holds the message now: this one leaves it (not an outage)."""
 
 
 def _utcnow() -> dt.datetime:
@@ -52,7 +69,17 @@ def default_owner() -> str:
 
 def retry_delay(attempts: int, base: dt.timedelta, cap: dt.timedelta) -> dt.timedelta:
     """base, 3 x base, 9 x base, ... after the 1st, 2nd, 3rd try, never more than cap."""
-    return min(cap, base * 3 ** min(attempts - 1, 20))
+    return min(cap, base * 3 ** min(max(attempts, 1) - 1, 20))
+
+
+def _span(duration: dt.timedelta) -> str:
+    """5 days, 12 hours, 30 minutes: how long the worker kept trying, for staff."""
+    seconds = duration.total_seconds()
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            value = round(seconds / size, 1)
+            return f"{value:g} {unit}{'' if value == 1 else 's'}"
+    return f"{seconds:g} seconds"
 
 
 class Worker:
@@ -66,9 +93,10 @@ class Worker:
         batch_size: int = 20,
         poll_interval: float = 0.5,
         lease: dt.timedelta = dt.timedelta(minutes=10),
-        max_attempts: int = 8,
+        give_up_after: dt.timedelta | None = None,
         retry_base: dt.timedelta = dt.timedelta(minutes=1),
-        retry_cap: dt.timedelta = dt.timedelta(hours=6),
+        retry_cap: dt.timedelta = dt.timedelta(minutes=30),
+        probe_every: dt.timedelta = PROBE_EVERY,
         purge_every: dt.timedelta | None = dt.timedelta(hours=1),
         clock: Callable[[], dt.datetime] = _utcnow,
         activity: Activity | None = None,
@@ -81,12 +109,17 @@ class Worker:
         self._mailer = mailer or mailer_for(settings)
         self._batch_size = batch_size
         self._poll_interval = poll_interval
-        # Longer than a batch can take (batch_size x SMTP timeout), or a slow
-        # worker's messages would be taken over and sent twice.
+        # A claim lasts `lease`; a send proves and renews it when it starts and keeps
+        # renewing it while it lasts (_holding).
         self._lease = lease
-        self._max_attempts = max_attempts
+        self._give_up_after = give_up_after or dt.timedelta(days=settings.delivery_give_up_days)
         self._retry_base = retry_base
         self._retry_cap = retry_cap
+        self._probe_every = probe_every
+        self._next_probe: dt.datetime | None = None
+        # Seconds one send takes, smoothed: claims are sized so that a batch can be
+        # sent within LEASE_USE of its lease (a slow mail server, a short lease).
+        self._send_seconds: float | None = None
         self._purge_every = purge_every
         self._clock = clock
         self._wake = asyncio.Event()
@@ -130,12 +163,13 @@ class Worker:
                 await self._give_way(stop)
                 urgent, self._urgent = self._urgent, False
                 await self._purge_if_due()
+                await self._probe_if_due()
                 handled = await self.run_once(stop, urgent=urgent)
                 failures = 0
             except Exception:  # the database is down, say: keep the task alive
                 failures += 1
                 log.exception("worker %s: a round failed (%d in a row)", self.owner, failures)
-            if handled >= self._batch_size:
+            if handled and handled >= self._claim_size():
                 continue  # a full batch: more are probably waiting
             self._deferring_since = None  # caught up: the next work may wait again
             delay = min(30.0, self._poll_interval * 2 ** min(failures, 10))
@@ -165,6 +199,13 @@ class Worker:
                 task.cancel()
             await asyncio.gather(*waits, return_exceptions=True)
 
+    def _claim_size(self) -> int:
+        """As many messages as can be sent in LEASE_USE of the lease, at most batch_size."""
+        if not self._send_seconds:
+            return self._batch_size
+        fits = int(self._lease.total_seconds() * LEASE_USE / self._send_seconds)
+        return max(1, min(self._batch_size, fits))
+
     async def run_once(self, stop: asyncio.Event | None = None, *, urgent: bool = False) -> int:
         """Claim one batch of due messages, try each once; return how many were claimed.
 
@@ -176,15 +217,15 @@ class Worker:
         deliveries = await asyncio.to_thread(
             self._store.claim_messages,
             self.owner,
-            limit=self._batch_size,
+            limit=self._claim_size(),
             now=claimed_at,
             lease=self._lease,
         )
         if not deliveries:
             return 0
-        # Past half the lease, the rest of the batch is left alone: once the lease runs
-        # out another worker sends it, and a message we sent then would go twice. Giving
-        # way to customers can make a batch slower than a short lease.
+        # Past half the lease, the rest of the batch is put back for any worker to take:
+        # giving way to customers or a slow mail server can make a batch slower than
+        # its lease, and a message held past it could be taken over while we send it.
         send_until = claimed_at + self._lease * LEASE_USE
         outage: DeliveryError | None = None
         # Messages already sent in this batch, gathered into another verification e-mail.
@@ -196,24 +237,75 @@ class Worker:
                 if n and stop is not None and not urgent:
                     await self._give_way(stop)
                 if n and self._clock() >= send_until:
-                    log.info("worker %s: leaving %d messages of a slow batch to the next round",
-                             self.owner, len(deliveries) - n)
+                    rest = [d.id for d in deliveries[n:] if d.id not in done]
+                    await asyncio.to_thread(self._store.put_back, rest, self.owner)
+                    log.info("worker %s: put back %d messages of a slow batch",
+                             self.owner, len(rest))
                     break
-                if is_webhook(delivery.kind):
-                    await self._settle(delivery, await self._call_webhook(delivery))
-                    continue
-                if delivery.kind == VERIFY and outage is None:
+                if outage is not None:
+                    # The mail server is unreachable: the rest of the batch would only wait
+                    # for the same timeout. Not tried, so not counted; they retry later.
+                    if not is_webhook(delivery.kind):
+                        await self._settle(delivery, outage)
+                        continue
+                if delivery.kind == VERIFY:
                     outage = await self._send_verification(delivery, done)
                     continue
-                # Once the mail server is unreachable, the rest of the batch would only
-                # wait for the same timeout: they share the outcome and retry later.
-                error = outage or await self._send(delivery)
-                if isinstance(error, ServerUnavailable):
+                if is_webhook(delivery.kind):
+                    error = await self._try(delivery, self._call_webhook)
+                else:
+                    error = await self._try(delivery, self._send)
+                if isinstance(error, ServerUnavailable) and not is_webhook(delivery.kind):
                     outage = error
-                await self._settle(delivery, error)
         finally:
             await self._mailer.close()
         return len(deliveries)
+
+    async def _try(self, delivery: Delivery,
+                   attempt: Callable[[Delivery], Awaitable[DeliveryError | None]]
+                   ) -> DeliveryError | None:
+        """One counted try of a claimed message, if its lease is still ours."""
+        attempts = await asyncio.to_thread(self._store.start_send, delivery.id, self.owner,
+                                           now=self._clock(), lease=self._lease)
+        if attempts is None:
+            log.info("%s: the lease was taken over; left to its new holder", delivery.message_id)
+            return None
+        delivery = replace(delivery, attempts=attempts)
+        error = await attempt(delivery)
+        await self._settle(delivery, error)
+        return error
+
+    async def _holding(self, ids: Sequence[int], call: Awaitable[None], *,
+                       mail: bool = True) -> None:
+        """Await a send while renewing the lease of the messages it carries (the first is
+        the one being sent), and time it for the size of the next claim. If the lease
+        was lost all the same (this worker stalled longer than its lease), the send is
+        cut short: the message's new holder sends it, with the same Message-ID."""
+        began = time.monotonic()
+        send = asyncio.ensure_future(call)
+        every = self._lease.total_seconds() * RENEW_EVERY
+        try:
+            while not (await asyncio.wait({send}, timeout=every))[0]:
+                try:
+                    held = await asyncio.to_thread(self._store.renew_leases, ids, self.owner,
+                                                   now=self._clock(), lease=self._lease)
+                except Exception:  # the database is out of reach: nobody else can take it
+                    log.warning("%d: the lease could not be renewed", ids[0], exc_info=True)
+                    continue
+                if not held:
+                    send.cancel()
+                    if mail:  # the connection is mid-command: it cannot carry another message
+                        await self._mailer.abort()
+                    raise LeaseLost("the send outlasted its lease and was left to "
+                                    "the worker that took it over")
+            await send
+        finally:
+            if not send.done():
+                send.cancel()
+                await asyncio.gather(send, return_exceptions=True)
+            took = time.monotonic() - began
+            self._send_seconds = took if self._send_seconds is None else (
+                0.7 * self._send_seconds + 0.3 * took)
 
     async def _send_verification(self, delivery: Delivery, done: set[int]) -> DeliveryError | None:
         """One verification e-mail under the mailbox's cap, carrying every waiting request
@@ -227,8 +319,8 @@ class Worker:
                 log.info("%s held back by the mailbox's daily cap until %s",
                          delivery.message_id, batch.hold_until.isoformat(timespec="seconds"))
             return None
-        others = batch.deliveries[1:]
-        error = await self._send(delivery, gathered=[d.record for d in others])
+        delivery, others = batch.deliveries[0], batch.deliveries[1:]
+        error = await self._send(delivery, gathered=others)
         if error is not None and batch.reservation is not None:
             await asyncio.to_thread(self._store.release_reservation, batch.reservation)
         if error is None:
@@ -243,7 +335,7 @@ class Worker:
         return error if isinstance(error, ServerUnavailable) else None
 
     async def _send(self, delivery: Delivery, *,
-                    gathered: list[RequestRecord] | None = None) -> DeliveryError | None:
+                    gathered: Sequence[Delivery] = ()) -> DeliveryError | None:
         try:
             # In a thread: rendering reads the policy file from disk.
             outgoing = await asyncio.to_thread(
@@ -254,9 +346,10 @@ class Worker:
                 settings=self._settings,
                 now=self._clock(),
                 payload=delivery.payload,
-                gathered=gathered or (),
+                gathered=[d.record for d in gathered],
             )
-            await self._mailer.send(outgoing)
+            await self._holding([delivery.id, *(d.id for d in gathered)],
+                                self._mailer.send(outgoing))
         except DeliveryError as exc:
             return exc
         except MessageError as exc:
@@ -274,16 +367,18 @@ class Worker:
                 # waits (and is given up only after every try) rather than vanish.
                 raise SettingsError("POLICY_WEBHOOK_URL is not set, so the ticket cannot go out.")
             ticket = await asyncio.to_thread(webhook_json, delivery, settings)
-            await webhook.deliver(
+            await self._holding([delivery.id], webhook.deliver(
                 settings.webhook_url,
                 settings.webhook_secret or settings.secret_key,
                 ticket,
                 delivery_id=delivery.message_id,
-            )
+            ), mail=False)
         except webhook.WebhookError as exc:
             if exc.permanent:
                 return PermanentFailure(str(exc))
             return TemporaryFailure(str(exc))
+        except LeaseLost as exc:
+            return exc
         except Exception as exc:  # a bug must not stop the other messages
             if not isinstance(exc, SettingsError):
                 log.exception("webhook %s failed unexpectedly", delivery.message_id)
@@ -292,25 +387,48 @@ class Worker:
 
     async def _settle(self, delivery: Delivery, error: DeliveryError | None) -> None:
         at = self._clock()
+        webhook_kind = is_webhook(delivery.kind)
         if error is None:
             done = await asyncio.to_thread(self._store.mark_sent, delivery.id, self.owner, at)
             if not done:
                 # The lease ran out and another worker took the message over; it
                 # will send it again, with the same Message-ID.
                 log.warning("%s was sent but its lease had been taken over", delivery.message_id)
+            if delivery.attempts > 1:
+                # It had failed before and went through now: the server answers again,
+                # so what waits in back-off is due now, not on the back-off schedule.
+                hurried = await asyncio.to_thread(self._store.hurry_waiting, at,
+                                                  webhook=webhook_kind)
+                if hurried:
+                    log.info("the %s answers again: %d waiting messages are due now",
+                             "helpdesk" if webhook_kind else "mail server", hurried)
             return
-        if error.permanent or delivery.attempts >= self._max_attempts:
+        give_up_at = (delivery.trying_since or at) + self._give_up_after
+        if error.permanent or at >= give_up_at:
             reason = error.reason if error.permanent else (
-                f"gave up after {delivery.attempts} tries: {error.reason}"
+                f"gave up after {_span(at - (delivery.trying_since or at))} "
+                f"({delivery.attempts} tries): {error.reason}"
             )
             log.warning("%s failed: %s", delivery.message_id, reason)
             await asyncio.to_thread(self._store.mark_failed, delivery.id, self.owner, reason, at)
             return
-        retry_at = at + retry_delay(delivery.attempts, self._retry_base, self._retry_cap)
+        # The last try falls on the give-up time, not a back-off past it.
+        retry_at = min(give_up_at, at + retry_delay(delivery.attempts, self._retry_base,
+                                                    self._retry_cap))
         log.info("%s: %s; next try at %s", delivery.message_id, error.reason, retry_at)
         await asyncio.to_thread(
             self._store.mark_retry, delivery.id, self.owner, error.reason, at, retry_at
         )
+
+    async def _probe_if_due(self) -> None:
+        """While messages wait after failed tries, make the longest-waiting one due
+        every PROBE_EVERY: the first that goes through makes all the others due."""
+        now = self._clock()
+        if self._next_probe is not None and now < self._next_probe:
+            return
+        self._next_probe = now + self._probe_every
+        for webhook_kind in (False, True):
+            await asyncio.to_thread(self._store.wake_one_waiting, now, webhook=webhook_kind)
 
     async def _purge_if_due(self) -> None:
         """Storage limitation (GDPR Art. 5(1)(e)): delete what is past its time, hourly."""

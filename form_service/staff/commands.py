@@ -156,8 +156,11 @@ def add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
     q = add("retry", _retry, "Put messages that failed delivery back in the queue "
             "(same Message-ID); the delivery worker of `policy-site serve` sends them.")
-    q.add_argument("reference", metavar="REF", nargs="?",
-                   help="only this request's messages (default: every failed message)")
+    which = q.add_mutually_exclusive_group(required=True)
+    which.add_argument("reference", metavar="REF", nargs="?",
+                       help="this request's failed messages")
+    which.add_argument("--failed", action="store_true",
+                       help="every failed message (after fixing what made them fail)")
 
     add("verify-log", _verify_log, "Walk the history's hash chain: say that no event was "
         "changed or deleted, or name the first broken link.")
@@ -186,7 +189,9 @@ def run(args: argparse.Namespace) -> int:
             # (a backup taken before an upgrade must be of the old schema).
             return int(args.action_func(None, args, settings))
         context = _Context(settings, dt.datetime.now(dt.UTC))
-        store = Store.from_settings(settings)
+        # A command may read the whole register (export, verify-log): no request's
+        # statement timeout on PostgreSQL (db.create).
+        store = Store.from_settings(settings, statement_timeouts=False)
     except (SettingsError, FactsError) as exc:
         return _fail(args.action, str(exc))
     except BackupError as exc:

@@ -25,7 +25,6 @@ from typing import Any
 
 import jinja2
 from limits import parse
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -72,7 +71,14 @@ from form_service.staff.uploads import read_upload
 from form_service.store import Store
 from form_service.text import one_line, plain_text
 from form_service.web.context import WebContext
-from form_service.web.errors import CrossSiteRequest, CsrfFailed, RateLimited, WebError
+from form_service.web.deadline import in_time
+from form_service.web.errors import (
+    CrossSiteRequest,
+    CsrfFailed,
+    RateLimited,
+    Unavailable,
+    WebError,
+)
 from form_service.web.i18n import plural_category, texts_of
 from form_service.web.pages import NO_STORE, TEMPLATES
 from form_service.web.ratelimit import client_address
@@ -182,7 +188,7 @@ def _actor(member: Member) -> Actor:
 
 
 async def _current_member(request: Request) -> Member | None:
-    return await run_in_threadpool(_members(request).session, session_token(request), _now())
+    return await in_time(request, _members(request).session, session_token(request), _now())
 
 
 def _staff_error(exc: WebError) -> str:
@@ -193,6 +199,8 @@ def _staff_error(exc: WebError) -> str:
         return "console_error_cross_site"
     if isinstance(exc, RateLimited):
         return "console_error_rate_limited"
+    if isinstance(exc, Unavailable):
+        return "console_error_unavailable"
     return exc.key if exc.key.startswith("console_") else "console_error_bad_request"
 
 
@@ -201,7 +209,10 @@ def signed_in(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
 
     async def endpoint(request: Request) -> Response:
         console = _console(request)
-        member = await _current_member(request)
+        try:
+            member = await _current_member(request)
+        except Unavailable as exc:
+            return console.error(request, exc.status, _staff_error(exc), None)
         if member is None:
             if request.method in ("GET", "HEAD"):
                 return RedirectResponse("/staff/sign-in", status_code=303, headers=NO_STORE)
@@ -272,7 +283,7 @@ async def sign_in_options(request: Request) -> Response:
     except WebError as exc:
         return _json_error(console, lang, _staff_error(exc), exc.status)
     options, challenge = console.ceremonies.authentication_options()
-    await run_in_threadpool(_members(request).new_challenge, challenge, "sign-in", None, _now())
+    await in_time(request, _members(request).new_challenge, challenge, "sign-in", None, _now())
     return JSONResponse({"options": json.loads(options)}, headers=NO_STORE)
 
 
@@ -290,23 +301,23 @@ async def sign_in(request: Request) -> Response:
     now = _now()
     try:
         data, challenge, credential_id = parse_credential(await request.body())
-        await run_in_threadpool(members.take_challenge, challenge, "sign-in", now)
-        passkey = await run_in_threadpool(members.passkey, credential_id)
+        await in_time(request, members.take_challenge, challenge, "sign-in", now)
+        passkey = await in_time(request, members.passkey, credential_id)
         if passkey is None:
             raise PasskeyError("no such passkey (its member may have been removed)")
         count = console.ceremonies.verify_authentication(data["credential"], passkey, challenge)
     except (PasskeyError, ChallengeInvalid):
         await request.state.limiter.count(SIGN_IN_FAILURES, "staff-sign-in", client)
         return _json_error(console, lang, "console_sign_in_failed", 400)
-    await run_in_threadpool(members.used, credential_id, count, now)
+    await in_time(request, members.used, credential_id, count, now)
     return await _start_session(request, passkey.member, "staff_signed_in", now)
 
 
 async def _start_session(request: Request, member: Member, kind: str,
                          now: dt.datetime) -> Response:
-    token = await run_in_threadpool(_members(request).start_session, member.id, now)
-    await run_in_threadpool(as_actor(_actor(member), _store(request).register_event),
-                            kind, now, {"member": member.email})
+    token = await in_time(request, _members(request).start_session, member.id, now)
+    await in_time(request, as_actor(_actor(member), _store(request).register_event),
+                           kind, now, {"member": member.email})
     response = JSONResponse({"next": "/staff/"}, headers=NO_STORE)
     set_session_cookie(response, token)
     return response
@@ -315,8 +326,8 @@ async def _start_session(request: Request, member: Member, kind: str,
 async def enrol_page(request: Request) -> Response:
     console = _console(request)
     try:
-        member = await run_in_threadpool(_members(request).invited,
-                                         request.path_params["token"], _now())
+        member = await in_time(request, _members(request).invited,
+                                        request.path_params["token"], _now())
     except InviteInvalid as exc:
         status = 404 if exc.state == "unknown" else 410
         return console.error(request, status, f"console_error_invite_{exc.state}", None)
@@ -331,15 +342,15 @@ async def enrol_options(request: Request) -> Response:
     lang = console.language(None)
     try:
         await _json(request)
-        member = await run_in_threadpool(_members(request).invited,
-                                         request.path_params["token"], _now())
+        member = await in_time(request, _members(request).invited,
+                                        request.path_params["token"], _now())
     except WebError as exc:
         return _json_error(console, lang, _staff_error(exc), exc.status)
     except InviteInvalid as exc:
         return _json_error(console, lang, f"console_error_invite_{exc.state}_text", 410)
     options, challenge = console.ceremonies.registration_options(member)
-    await run_in_threadpool(_members(request).new_challenge, challenge, "enrol", member.id,
-                            _now())
+    await in_time(request, _members(request).new_challenge, challenge, "enrol", member.id,
+                           _now())
     return JSONResponse({"options": json.loads(options)}, headers=NO_STORE)
 
 
@@ -350,7 +361,7 @@ async def enrol(request: Request) -> Response:
     now = _now()
     try:
         await _json(request)
-        member = await run_in_threadpool(members.invited, token, now)
+        member = await in_time(request, members.invited, token, now)
     except WebError as exc:
         return _json_error(console, console.language(None), _staff_error(exc), exc.status)
     except InviteInvalid as exc:
@@ -359,12 +370,12 @@ async def enrol(request: Request) -> Response:
     lang = console.language(member)
     try:
         data, challenge, _ = parse_credential(await request.body())
-        owner = await run_in_threadpool(members.take_challenge, challenge, "enrol", now)
+        owner = await in_time(request, members.take_challenge, challenge, "enrol", now)
         if owner != member.id:
             raise PasskeyError("the challenge was handed to someone else")
         new = console.ceremonies.verify_registration(data["credential"], challenge)
-        member = await run_in_threadpool(members.enrol, token, new.credential_id,
-                                         new.public_key, new.sign_count, now)
+        member = await in_time(request, members.enrol, token, new.credential_id,
+                                        new.public_key, new.sign_count, now)
     except (PasskeyError, ChallengeInvalid):
         return _json_error(console, lang, "console_enrol_failed", 400)
     except InviteInvalid as exc:
@@ -375,9 +386,9 @@ async def enrol(request: Request) -> Response:
 @signed_in
 async def sign_out(request: Request, console: Console, member: Member) -> Response:
     await _form(request)
-    await run_in_threadpool(_members(request).end_session, session_token(request))
-    await run_in_threadpool(as_actor(_actor(member), _store(request).register_event),
-                            "staff_signed_out", _now(), {"member": member.email})
+    await in_time(request, _members(request).end_session, session_token(request))
+    await in_time(request, as_actor(_actor(member), _store(request).register_event),
+                           "staff_signed_out", _now(), {"member": member.email})
     response = RedirectResponse("/staff/sign-in?signed-out", status_code=303, headers=NO_STORE)
     clear_session_cookie(response)
     return response
@@ -399,7 +410,7 @@ async def overview_page(request: Request, console: Console, member: Member) -> R
     lang = console.language(member)
     texts = console.texts(lang)
     today = _today(console)
-    records = await run_in_threadpool(_store(request).list_requests)
+    records = await in_time(request, _store(request).list_requests)
     types = [r.id for r in console.site.rights]
     view = charts.build(records, types, today)
     labels = _type_labels(console, lang)
@@ -450,7 +461,7 @@ async def list_page(request: Request, console: Console, member: Member) -> Respo
     statuses: tuple[str, ...] | None = {
         "open": OPEN, "closed": CLOSED, "all": None}.get(status, (status,))
     store = _store(request)
-    records = await run_in_threadpool(lambda: store.list_requests(
+    records = await in_time(request, lambda: store.list_requests(
         statuses=statuses, request_type=request_type or None))
     today = _today(console)
     if due == "overdue":
@@ -463,9 +474,9 @@ async def list_page(request: Request, console: Console, member: Member) -> Respo
         # Looking people up by name or address is itself recorded (GDPR Art. 5(2)):
         # which requests it found, not the words searched for (they may name someone
         # who has none, and the register's own events outlive every request).
-        await run_in_threadpool(as_actor(_actor(member), store.register_event),
-                                "register_searched", _now(),
-                                {"matches": len(records),
+        await in_time(request, as_actor(_actor(member), store.register_event),
+                               "register_searched", _now(),
+                               {"matches": len(records),
                                  "references": [r.reference for r in records[:100]]})
     # Overdue first, then by due date: what needs doing comes first.
     records.sort(key=lambda r: (not r.overdue(today), r.due_at, r.submitted_at))
@@ -502,8 +513,8 @@ def _policy_text(console: Console, record: RequestRecord) -> PolicyText | None:
 async def _request_context(request: Request, console: Console, member: Member,
                            record: RequestRecord) -> dict[str, Any]:
     store = _store(request)
-    events = await run_in_threadpool(store.events, record.reference)
-    messages = await run_in_threadpool(store.messages, record.reference)
+    events = await in_time(request, store.events, record.reference)
+    messages = await in_time(request, store.messages, record.reference)
     right = console.site.right(record.request_type)
     lang = console.language(member)
     policy = _policy_text(console, record)
@@ -522,9 +533,9 @@ async def _request_context(request: Request, console: Console, member: Member,
         "can_act": record.is_open, "unconfirmed": record.status in (UNVERIFIED, DISCARDED),
         "failed": [m for m in messages if m.status == "failed"],
         "detail_text": _detail_text,
-        "answer_files": await run_in_threadpool(
+        "answer_files": await in_time(request,
             AnswerFiles(store, console.settings).files, record.reference),
-        "question": await run_in_threadpool(FollowUp(store).open_question, record.reference),
+        "question": await in_time(request, FollowUp(store).open_question, record.reference),
         "files_on": console.settings.files_key is not None,
         "max_mb": console.settings.answer_file_max_bytes // 1_000_000,
         "now": _now(),
@@ -543,8 +554,8 @@ async def request_page(request: Request, console: Console, member: Member) -> Re
     reference = request.path_params["reference"]
     now = _now()
     # Shown to a staff member: recorded, naming them (GDPR Art. 5(2)).
-    record = await run_in_threadpool(as_actor(_actor(member), _store(request).record_view),
-                                     reference, now)
+    record = await in_time(request, as_actor(_actor(member), _store(request).record_view),
+                                    reference, now)
     if record.reference != reference:
         return RedirectResponse(f"/staff/requests/{record.reference}", status_code=303,
                                 headers=NO_STORE)
@@ -556,7 +567,7 @@ async def request_page(request: Request, console: Console, member: Member) -> Re
 
 
 async def _record(request: Request) -> RequestRecord:
-    record = await run_in_threadpool(_store(request).get, request.path_params["reference"])
+    record = await in_time(request, _store(request).get, request.path_params["reference"])
     if record is None:
         raise UnknownRequest(request.path_params["reference"])
     return record
@@ -598,8 +609,8 @@ async def extend_action(request: Request, console: Console, member: Member) -> R
     problem = plan.refusal or (None if reason else "no_reason")
     if problem is None and _previewed(console, data, "extend", record.reference, months, reason):
         try:
-            await run_in_threadpool(as_actor(_actor(member), _store(request).extend),
-                                    record.reference, months, reason, now)
+            await in_time(request, as_actor(_actor(member), _store(request).extend),
+                                   record.reference, months, reason, now)
         except NotAllowed:
             record = await _record(request)
             plan = plan_extension(record, months, _today(console))
@@ -635,8 +646,8 @@ async def close_action(request: Request, console: Console, member: Member) -> Re
         problem = "no_reason"
     if problem is None and _previewed(console, data, "close", record.reference, outcome, reason):
         try:
-            await run_in_threadpool(as_actor(_actor(member), _store(request).close_request),
-                                    record.reference, outcome, reason, now)
+            await in_time(request, as_actor(_actor(member), _store(request).close_request),
+                                   record.reference, outcome, reason, now)
         except NotAllowed:
             problem = "not_open"
         else:
@@ -666,8 +677,8 @@ async def ask_action(request: Request, console: Console, member: Member) -> Resp
         problem = "no_reason"
     if problem is None and _previewed(console, data, "ask", record.reference, question):
         try:
-            await run_in_threadpool(as_actor(_actor(member), FollowUp(_store(request)).ask),
-                                    record.reference, question, now)
+            await in_time(request, as_actor(_actor(member), FollowUp(_store(request)).ask),
+                                   record.reference, question, now)
         except NotAllowed:
             problem = "not_open"
         else:
@@ -750,7 +761,7 @@ async def answer_action(request: Request, console: Console, member: Member) -> R
             problem = "files_gone"
         else:
             try:
-                await run_in_threadpool(
+                await in_time(request,
                     as_actor(_actor(member), AnswerFiles(_store(request), settings).answer),
                     record.reference, message, files, now)
             except NotAllowed:
@@ -779,8 +790,8 @@ async def answer_action(request: Request, console: Console, member: Member) -> R
 async def retry_action(request: Request, console: Console, member: Member) -> Response:
     await _form(request)
     record = await _record(request)
-    count = await run_in_threadpool(as_actor(_actor(member), _store(request).retry_failed),
-                                    record.reference, _now())
+    count = await in_time(request, as_actor(_actor(member), _store(request).retry_failed),
+                                   record.reference, _now())
     if count:
         request.state.worker.wake(urgent=True)
     return RedirectResponse(f"/staff/requests/{record.reference}?done=retried",
@@ -796,8 +807,8 @@ async def note_action(request: Request, console: Console, member: Member) -> Res
         return RedirectResponse(f"/staff/requests/{record.reference}?error=note#note",
                                 status_code=303, headers=NO_STORE)
     # Internal: an event only, never an outbox row, so it is never e-mailed.
-    await run_in_threadpool(as_actor(_actor(member), _store(request).add_note),
-                            record.reference, text, _now())
+    await in_time(request, as_actor(_actor(member), _store(request).add_note),
+                           record.reference, text, _now())
     return RedirectResponse(f"/staff/requests/{record.reference}?done=noted#history",
                             status_code=303, headers=NO_STORE)
 
@@ -814,9 +825,9 @@ async def export_page(request: Request, console: Console, member: Member) -> Res
 async def export_options(request: Request, console: Console, member: Member) -> Response:
     await _json(request)
     members = _members(request)
-    allow = await run_in_threadpool(members.credential_ids, member.id)
+    allow = await in_time(request, members.credential_ids, member.id)
     options, challenge = console.ceremonies.authentication_options(allow)
-    await run_in_threadpool(members.new_challenge, challenge, "export", member.id, _now())
+    await in_time(request, members.new_challenge, challenge, "export", member.id, _now())
     return JSONResponse({"options": json.loads(options)}, headers=NO_STORE)
 
 
@@ -832,20 +843,20 @@ async def export_download(request: Request, console: Console, member: Member) ->
     now = _now()
     try:
         _, challenge, credential_id = parse_credential(await request.body())
-        owner = await run_in_threadpool(members.take_challenge, challenge, "export", now)
-        passkey = await run_in_threadpool(members.passkey, credential_id)
+        owner = await in_time(request, members.take_challenge, challenge, "export", now)
+        passkey = await in_time(request, members.passkey, credential_id)
         if owner != member.id or passkey is None or passkey.member.id != member.id:
             raise PasskeyError("not this member's passkey")
         count = console.ceremonies.verify_authentication(data["credential"], passkey, challenge)
     except (PasskeyError, ChallengeInvalid):
         await request.state.limiter.count(SIGN_IN_FAILURES, "staff-sign-in", client)
         return _json_error(console, lang, "console_export_failed", 400)
-    await run_in_threadpool(members.used, credential_id, count, now)
+    await in_time(request, members.used, credential_id, count, now)
     store = _store(request)
-    entries = await run_in_threadpool(register_entries, store, console.site, console.settings,
-                                      _today(console))
-    await run_in_threadpool(as_actor(_actor(member), store.register_event),
-                            "register_exported", now, {"format": fmt, "requests": len(entries)})
+    entries = await in_time(request, register_entries, store, console.site, console.settings,
+                                     _today(console))
+    await in_time(request, as_actor(_actor(member), store.register_event),
+                           "register_exported", now, {"format": fmt, "requests": len(entries)})
     text = register_text(entries, fmt, now)
     name = f"register-{now.astimezone(RIGA).date().isoformat()}.{fmt}"
     media = "text/csv" if fmt == "csv" else "application/json"

@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         return _fail(None, "name an action: invite, list or remove (see --help)")
     try:
         settings = load_settings(root=args.root)
-        store = Store.from_settings(settings)
+        store = Store.from_settings(settings, statement_timeouts=False)
     except (SettingsError, FactsError) as exc:
         return _fail(args.action, str(exc))
     try:

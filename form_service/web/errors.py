@@ -7,7 +7,8 @@
      ├── BodyTooLarge        413: the request body is larger than the service accepts
      ├── RateLimited         429: too many requests from one address or for one e-mail
      ├── LinkExpired         410: a genuine verification link, too old to use
-     └── LinkNotFound        404: a link that is not ours (garbage, forged, unknown reference)
+     ├── LinkNotFound        404: a link that is not ours (garbage, forged, unknown reference)
+     └── Unavailable         503: the database did not answer in time (web/deadline.py)
 
 Starlette's own HTTPException (404 for unknown paths, 405, 400 for malformed
 form bodies) gets the same page, and any other exception the plain 500 page:
@@ -96,6 +97,14 @@ class LinkNotFound(WebError):
     key = "form_error_not_found"
 
 
+class Unavailable(WebError):
+    """Raised when the database does not answer within POLICY_DATABASE_TIMEOUT_SECONDS,
+    or cannot be reached: the customer is asked to try again in a few minutes."""
+
+    status = 503
+    key = "form_error_unavailable"
+
+
 _HTTP_KEYS = {
     404: "form_error_not_found",
     405: "form_error_method",
@@ -117,6 +126,9 @@ async def web_error_response(request: Request, exc: Exception) -> Response:
         # RFC 9110 §10.2.3: seconds until the client may try again.
         headers["Retry-After"] = str(exc.retry_after)
         params["minutes"] = math.ceil(exc.retry_after / 60)
+    elif isinstance(exc, Unavailable):
+        # RFC 9110 §15.6.4: a 503 may say when to come back.
+        headers["Retry-After"] = "60"
     return _pages(request).error(request.scope, exc.status, exc.key, lang=exc.lang,
                                  headers=headers, params=params)
 

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import cast
 
+import anyio
 from limits import RateLimitItem, parse
 from limits.aio.storage import Storage as AsyncStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
@@ -29,6 +30,11 @@ from form_service.settings import SettingsError
 from form_service.web.errors import RateLimited
 
 logger = logging.getLogger("form_service")
+
+# How long a request waits on the shared store (Redis) before it goes through
+# uncounted. Redis answers in a millisecond; a silent one (packets dropped, the
+# socket left open) held every POST for about 30 s before this bound.
+STORAGE_TIMEOUT = 1.0
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -61,6 +67,12 @@ def _async_uri(uri: str) -> str:
     return uri if uri.startswith("async+") else f"async+{uri}"
 
 
+def _bound() -> anyio.CancelScope:
+    """STORAGE_TIMEOUT for one question to the store, its client's retries included
+    (TimeoutError when it runs out, handled like the store's own errors)."""
+    return anyio.fail_after(STORAGE_TIMEOUT)
+
+
 class Limiter:
     """Counts hits in a sliding window, so a burst at a window's edge gets no double quota.
 
@@ -71,19 +83,27 @@ class Limiter:
 
     def __init__(self, storage_uri: str, limits: RateLimits) -> None:
         uri = _async_uri(storage_uri)
-        options: dict[str, str | bool] = {"wrap_exceptions": True}
-        if "redis" in uri.split("://", 1)[0]:
+        options: dict[str, str | bool | float] = {"wrap_exceptions": True}
+        self.shared = "redis" in uri.split("://", 1)[0]
+        if self.shared:
             options["key_prefix"] = limits.key_prefix
+            # coredis's names (the client `limits` uses for async+redis): the time to
+            # connect, and to wait for each answer. It retries a command that timed out
+            # on a new connection, so these add up (3 s for one PING through a silent
+            # path): the bound that holds is _bound(), around each question.
+            options["connect_timeout"] = STORAGE_TIMEOUT
+            options["stream_timeout"] = STORAGE_TIMEOUT
         self.storage = cast(AsyncStorage, storage_from_string(uri, **options))
         self.strategy = SlidingWindowCounterRateLimiter(self.storage)
         self.per_ip = parse(limits.per_ip)
 
     async def _hit(self, item: RateLimitItem, kind: str, key: str) -> None:
         try:
-            if await self.strategy.hit(item, kind, key):
-                return
-            stats = await self.strategy.get_window_stats(item, kind, key)
-        except StorageError:
+            with _bound():
+                if await self.strategy.hit(item, kind, key):
+                    return
+                stats = await self.strategy.get_window_stats(item, kind, key)
+        except (StorageError, TimeoutError):
             # A rights request matters more than a rate limit: if the shared store
             # is down, let the request through and tell the operator.
             logger.exception("Rate-limit storage unavailable; not limiting")
@@ -97,10 +117,11 @@ class Limiter:
         """RateLimited if `key` has used up `item`, without counting anything (the console
         counts only failed sign-ins, and refuses every try once they reach the limit)."""
         try:
-            if await self.strategy.test(item, kind, key):
-                return
-            stats = await self.strategy.get_window_stats(item, kind, key)
-        except StorageError:
+            with _bound():
+                if await self.strategy.test(item, kind, key):
+                    return
+                stats = await self.strategy.get_window_stats(item, kind, key)
+        except (StorageError, TimeoutError):
             logger.exception("Rate-limit storage unavailable; not limiting")
             return
         raise RateLimited(max(1, math.ceil(stats.reset_time - time.time())))
@@ -108,9 +129,19 @@ class Limiter:
     async def count(self, item: RateLimitItem, kind: str, key: str) -> None:
         """Count one against `item` for `key`, refusing nothing."""
         try:
-            await self.strategy.hit(item, kind, key)
-        except StorageError:
+            with _bound():
+                await self.strategy.hit(item, kind, key)
+        except (StorageError, TimeoutError):
             logger.exception("Rate-limit storage unavailable; not counting")
+
+    async def reachable(self) -> bool | None:
+        """Whether the shared store answers a PING within STORAGE_TIMEOUT (for /healthz);
+        None when counts are kept in memory, where there is nothing to reach."""
+        if not self.shared:
+            return None
+        with anyio.move_on_after(STORAGE_TIMEOUT):
+            return await self.storage.check()
+        return False
 
     async def reset(self) -> None:
         """Forget every count (in Redis: every key under this deployment's prefix)."""
