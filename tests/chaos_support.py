@@ -440,7 +440,10 @@ def judge(tally: Tally, smtp: ChaosSmtp, books: Books, kills: KillRecord | None,
     verified = {ref for ref, yes in stored.items() if yes}
     wanted = [r for r in rows if r.reference in verified and r.kind in ("ticket", "ack")]
     missing = sorted(r.message_id for r in wanted if r.message_id not in counts)
-    got = {r.message_id for r in wanted if r.message_id in counts}
+    # A ticket counts at the staff mailbox, an acknowledgement at any (the customer's).
+    to_staff = {m.message_id for m in arrived if STAFF in m.recipients}
+    got = {r.message_id for r in wanted
+           if r.message_id in (to_staff if r.kind == "ticket" else counts)}
     exchanges = smtp.exchange_counts()
     leased = kills.leased if kills else Counter()
     over = {r.message_id: (r.attempts, exchanges[r.message_id], leased[r.message_id])
