@@ -145,8 +145,7 @@ async def _measure(deployed: Topology, clients: int, requests: int,
 def one_run(work: Path, instances: int, clients: int, requests: int, smtp: SmtpServer,
             site: tuple[Path, Path]) -> Run:
     with topology(work, instances=instances, smtp_url=smtp.url, site=site,
-                  POLICY_RATE_LIMIT_PER_IP="1000000/hour",
-                  POLICY_RATE_LIMIT_PER_EMAIL="1000000/hour") as deployed:
+                  POLICY_RATE_LIMIT_PER_IP="1000000/hour") as deployed:
         instance_pids = [s.proc.pid for s in deployed.instances if s.proc]
         caddy_pids = [deployed.caddy.proc.pid] if deployed.caddy.proc else []
         groups: dict[str, Callable[[], list[int]]] = {

@@ -40,7 +40,6 @@ class LiveService:
             "POLICY_STAFF_EMAIL": "staff@pulkstenu-outlets.lv",
             "POLICY_MAIL_FROM": "privacy@pulkstenu-outlets.lv",
             "POLICY_RATE_LIMIT_PER_IP": "100000/hour",
-            "POLICY_RATE_LIMIT_PER_EMAIL": "100000/hour",
             **extra_env,
         }
         if smtp_url:

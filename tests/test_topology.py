@@ -51,7 +51,6 @@ def deployed(tmp_path_factory: pytest.TempPathFactory, smtp: SmtpServer) -> Iter
     work = tmp_path_factory.mktemp("topology")
     with topology(work, instances=2, smtp_url=smtp.url, read_header_timeout=f"{HEADER_TIMEOUT}s",
                   POLICY_RATE_LIMIT_PER_IP=f"{PER_IP}/minute",
-                  POLICY_RATE_LIMIT_PER_EMAIL="1000/hour",
                   # Short, so that the survivor takes over a killed instance's mail soon.
                   POLICY_OUTBOX_LEASE_SECONDS="5") as deployed:
         yield deployed
