@@ -179,11 +179,15 @@ def start(session: Session, outbox_id: int, owner: str, *, now: dt.datetime,
     send, and count the try. None (and nothing changed) if the lease was lost: the
     worker must put the message down, another one is sending it."""
     row = leased(session, outbox_id, owner)
-    if row is None:
-        return None
+    if row is not None:
+        begin(row, now=now, lease=lease)
+    return row
+
+
+def begin(row: OutboxMessage, *, now: dt.datetime, lease: dt.timedelta) -> None:
+    """start() for a row already proved leased: renew the lease for one send, count the try."""
     row.lease_until = now + lease
     row.attempts += 1
-    return row
 
 
 def trying_since(row: OutboxMessage) -> dt.datetime:

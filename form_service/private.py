@@ -13,7 +13,7 @@ import os
 import stat
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 from form_service.settings import Settings
 
@@ -29,7 +29,7 @@ def private_folder(path: Path) -> Path:
     return path
 
 
-def sqlite_path(database_url: str) -> Path | None:
+def sqlite_path(database_url: str | URL) -> Path | None:
     """The file of a SQLite URL; None for another database or an in-memory one."""
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -227,12 +228,9 @@ class Store:
                                                          set_={"at": at}))
 
     @property
-    def sqlite_path(self) -> Path | None:
-        """The SQLite database's file (None on PostgreSQL or in memory)."""
-        url = self._engine.url
-        if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
-            return None
-        return Path(url.database)
+    def database_url(self) -> URL:
+        """The database this store works on (private.sqlite_path finds a SQLite file in it)."""
+        return self._engine.url
 
     def close(self) -> None:
         self._engine.dispose()
@@ -809,7 +807,7 @@ class Store:
             if row is None:
                 return VerifyBatch([])
             if mailbox is None:
-                outbox.start(session, delivery.id, owner, now=now, lease=lease)
+                outbox.begin(row, now=now, lease=lease)
                 return VerifyBatch([replace(delivery, attempts=row.attempts)])
             sent = session.scalars(
                 select(VerifyMail.at)
@@ -823,7 +821,7 @@ class Store:
                 row.next_attempt_at = until
                 return VerifyBatch([], hold_until=until)
             # The e-mail goes: this is a try of the claimed message (outbox.start).
-            outbox.start(session, delivery.id, owner, now=now, lease=lease)
+            outbox.begin(row, now=now, lease=lease)
             reservation = session.execute(
                 insert(VerifyMail.__table__), {"mailbox": mailbox, "at": now}
             ).inserted_primary_key[0]

@@ -30,6 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from form_service.private import sqlite_path
 from form_service.store import HealthCounts, Store
 from form_service.web.context import web_context
 from form_service.web.deadline import in_time
@@ -87,7 +88,7 @@ async def _database(request: Request, store: Store) -> str | HealthCounts:
 def _free_mb(store: Store) -> int | None:
     """Free space of the filesystem holding the SQLite database (None on PostgreSQL,
     whose server watches its own disk)."""
-    path = store.sqlite_path
+    path = sqlite_path(store.database_url)
     if path is None:
         return None
     return shutil.disk_usage(path.parent).free // _MB
@@ -99,9 +100,10 @@ async def healthz(request: Request) -> Response:
     if not isinstance(database, HealthCounts):
         return JSONResponse({"database": database}, status_code=503, headers=NO_STORE)
     report = health_report(database, dt.datetime.now(dt.UTC))
+    settings = web_context(request).settings
     free = _free_mb(store)
     if free is not None:
-        low = free < web_context(request).settings.min_free_mb
+        low = free < settings.min_free_mb
         report["disk"] = "low" if low else "ok"
         report["disk_free_mb"] = free
     redis = await request.state.limiter.reachable()
