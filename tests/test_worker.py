@@ -172,6 +172,30 @@ def test_a_send_slower_than_its_lease_is_not_taken_over(
     assert [m.status for r in references for m in store.messages(r)] == ["sent", "sent"]
 
 
+def test_a_slow_batch_puts_back_its_rest_and_the_next_claim_fits_the_lease(
+    store: Store, smtp_settings: Settings, smtp_server: SmtpServer
+) -> None:
+    """With 0.4 s per message and a 2 s lease, a batch stops starting sends after 1 s and
+    gives the rest back at once (another worker takes them without waiting for the
+    lease); the worker's next claim is only what fits in half its lease."""
+    now = dt.datetime.now(dt.UTC)
+    for i in range(6):
+        store.create_request(new_request(email=f"first{i}@example.lv", submitted_at=now))
+    smtp_server.data_delay = 0.4
+    lease = dt.timedelta(seconds=2)
+    slow = Worker(store, smtp_settings, owner="slow", lease=lease)
+    assert asyncio.run(slow.run_once()) == 6
+    sent = len(smtp_server.messages)
+    assert 1 <= sent < 6
+    other = Worker(store, smtp_settings, owner="other", lease=lease)
+    assert asyncio.run(other.run_once()) == 6 - sent
+    for i in range(6):
+        store.create_request(new_request(email=f"second{i}@example.lv",
+                                         submitted_at=dt.datetime.now(dt.UTC)))
+    assert asyncio.run(slow.run_once()) <= 3
+    assert len(set(smtp_server.message_ids())) == len(smtp_server.messages)
+
+
 def test_mail_queued_in_an_outage_leaves_soon_after_the_server_returns(
     store: Store, smtp_settings: Settings, smtp_server: SmtpServer
 ) -> None:
