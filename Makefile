@@ -22,7 +22,7 @@ LISTENING = $(PYTHON) -c 'import socket, sys; socket.create_connection(("127.0.0
 # With COMPARE_WITH=origin/main the check's GitHub report compares the policy texts with it.
 COMPARE_WITH ?=
 
-.PHONY: serve test install browser caddy lighthouse services check audit build lint bench
+.PHONY: serve test install browser caddy runtimes lighthouse services check audit build lint bench
 
 $(BIN)/policy-site: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -55,9 +55,22 @@ caddy:
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive \
 	    apt-get install -y -qq --no-install-recommends caddy; }
 
+# Java for the W3C Nu HTML checker (tests/test_html_validity.py) and Node.js with npm for
+# Lighthouse: Debian's, installed only when missing (this project's machines and GitHub's
+# runners have both).
+JAVA ?= java
+NPM  ?= npm
+runtimes:
+	@command -v $(JAVA) >/dev/null 2>&1 && command -v $(NPM) >/dev/null 2>&1 || { \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq --no-install-recommends \
+	      $$(command -v $(JAVA) >/dev/null 2>&1 || echo default-jre-headless) \
+	      $$(command -v $(NPM) >/dev/null 2>&1 || echo nodejs npm); }
+
 # Lighthouse 12.2.3 for tests/test_lighthouse.py and bench/lighthouse.py, pinned with its
 # lock file in tools/lighthouse (node_modules/ there is git-ignored). Needs Node 20+.
-lighthouse: tools/lighthouse/node_modules/.package-lock.json
+lighthouse: runtimes tools/lighthouse/node_modules/.package-lock.json
 
 tools/lighthouse/node_modules/.package-lock.json: tools/lighthouse/package.json tools/lighthouse/package-lock.json
 	cd tools/lighthouse && npm ci --no-audit --no-fund --loglevel=error
@@ -72,7 +85,7 @@ services:
 
 # The check runs again in plain text: on GitHub the workflow's own check step has
 # already annotated the files, and twice would double every annotation.
-test: install browser caddy lighthouse services
+test: install browser caddy runtimes lighthouse services
 	$(BIN)/policy-site check --format text
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest

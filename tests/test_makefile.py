@@ -84,6 +84,23 @@ def test_root_installs_the_browser_without_sudo(calls: Path) -> None:
     ]
 
 
+def test_runtimes_that_are_there_are_not_installed(calls: Path) -> None:
+    """Java (the HTML checker) and npm (Lighthouse) on PATH: `make runtimes` installs nothing."""
+    result = _make("runtimes", calls, uid=0)
+    assert result.returncode == 0, result.stderr
+    assert _logged(calls) == []
+
+
+def test_missing_runtimes_come_from_debian(calls: Path) -> None:
+    """On a machine without Java or npm, each missing one is installed from Debian."""
+    _make("runtimes", calls, uid=0, JAVA="/nonexistent/java")
+    assert _logged(calls)[-1] == (
+        "apt-get install -y -qq --no-install-recommends default-jre-headless")
+    calls.unlink()
+    _make("runtimes", calls, uid=1001, NPM="/nonexistent/npm")
+    assert _logged(calls)[-1] == "apt-get install -y -qq --no-install-recommends nodejs npm"
+
+
 @pytest.mark.postgres
 def test_services_that_answer_are_not_started(calls: Path) -> None:
     """PostgreSQL and Redis answering on their ports (service containers) are left alone."""
