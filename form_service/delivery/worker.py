@@ -2,8 +2,8 @@
 
 Started by the app's lifespan, one per process; any number of processes or
 instances may run it against one database, because every message is leased
-before it is sent (see outbox.py), and the lease is proved and renewed just
-before each send, which is bounded to fit in it. A message is retried with
+before it is sent (see outbox.py), and the lease is proved just before each
+send and renewed while the send lasts. A message is retried with
 back-off (capped at 30 minutes) for days, like a mail server (RFC 5321
 §4.5.4.1), and then given up for staff to retry; a permanent refusal ends it
 at once; one bad message never holds up the others. While messages wait after
