@@ -29,7 +29,7 @@ def _charset_ok(params: dict[bytes, bytes]) -> bool:
     return charset is None or charset.decode("latin-1").strip().lower() in _UTF8
 
 
-def _utf8(data: bytes | bytearray) -> str:
+def utf8_text(data: bytes | bytearray) -> str:
     try:
         return bytes(data).decode("utf-8")
     except UnicodeDecodeError:
@@ -49,7 +49,7 @@ async def read_form(request: Request) -> ImmutableMultiDict[str, str]:
     if content_type == b"multipart/form-data":
         return ImmutableMultiDict(_multipart(body, params.get(b"boundary", b"")))
     try:
-        pairs = parse_qsl(_utf8(body), keep_blank_values=True, encoding="utf-8",
+        pairs = parse_qsl(utf8_text(body), keep_blank_values=True, encoding="utf-8",
                           errors="strict", max_num_fields=MAX_FIELDS)
     except (UnicodeDecodeError, ValueError):
         # %-escapes that are not UTF-8, or too many fields.
@@ -57,18 +57,14 @@ async def read_form(request: Request) -> ImmutableMultiDict[str, str]:
     return ImmutableMultiDict(pairs)
 
 
-class _Parts:
-    """Collects the parts of a multipart body: name, headers and bytes of each."""
+class PartHeaders:
+    """python-multipart's header callbacks: each part's headers, names in lower case
+    (also the console's upload, staff/uploads.py). on_part_begin resets _headers."""
 
     def __init__(self) -> None:
-        self.items: list[tuple[str, str]] = []
         self._headers: dict[bytes, bytes] = {}
         self._name = b""
         self._value = b""
-        self._data = bytearray()
-
-    def on_part_begin(self) -> None:
-        self._headers, self._data = {}, bytearray()
 
     def on_header_field(self, data: bytes, start: int, end: int) -> None:
         self._name += data[start:end]
@@ -79,6 +75,18 @@ class _Parts:
     def on_header_end(self) -> None:
         self._headers[self._name.strip().lower()] = self._value.strip()
         self._name, self._value = b"", b""
+
+
+class _Parts(PartHeaders):
+    """Collects the parts of a multipart body: name, headers and bytes of each."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.items: list[tuple[str, str]] = []
+        self._data = bytearray()
+
+    def on_part_begin(self) -> None:
+        self._headers, self._data = {}, bytearray()
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         self._data += data[start:end]
@@ -94,7 +102,7 @@ class _Parts:
             raise BadRequest("a part in a charset other than UTF-8")
         if len(self.items) >= MAX_FIELDS:
             raise BadRequest("too many fields")
-        self.items.append((_utf8(disposition[b"name"]), _utf8(self._data)))
+        self.items.append((utf8_text(disposition[b"name"]), utf8_text(self._data)))
 
 
 def _multipart(body: bytes, boundary: bytes) -> list[tuple[str, str]]:

@@ -25,12 +25,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
+from form_service import answer_files
 from form_service.answer_files import GRANT_TTL, AnswerFiles, FileInfo
 from form_service.customer.formdata import read_form
 from form_service.deadlines import RIGA
 from form_service.delivery.emails import policy_url
 from form_service.followup import MAX_REPLY, FollowUp
-from form_service.records import CLOSED, OPEN, WITHDRAWN, NotAllowed, RequestRecord
+from form_service.records import OPEN, WITHDRAWN, NotAllowed, RequestRecord
 from form_service.sealed import SealedFileError
 from form_service.tokens import TokenError, make_token, read_token
 from form_service.web.context import WebContext, web_context
@@ -127,10 +128,9 @@ def _timeline(events: list[Any], texts: dict[str, Any]) -> list[dict[str, Any]]:
         kind = event.kind
         if kind == "closed":
             kind = f"closed_{detail.get('outcome', 'done')}"
-        local = event.at.astimezone(RIGA)
         shown.append({
             "kind": kind,
-            "when": f"{format_date(texts, local.date())} {local:%H:%M}",
+            "when": _when(texts, event.at),
             "iso": event.at.isoformat(),
             "reason": detail.get("reason") or detail.get("question") or "",
             "file": detail.get("file") or "",
@@ -192,8 +192,6 @@ async def status_page(request: Request, *, error: str | None = None, status: int
 
 
 def _state(record: RequestRecord) -> str:
-    if record.status in CLOSED or record.status == WITHDRAWN:
-        return record.status
     return "open" if record.status in OPEN else record.status
 
 
@@ -358,8 +356,6 @@ async def download(request: Request) -> Response:
 
 async def _open(request: Request, web: WebContext, record: RequestRecord, info: FileInfo,
                 lang: str) -> Any:
-    from form_service import answer_files
-
     try:
         return await run_in_threadpool(answer_files.stream, web.settings, info)
     except (SealedFileError, OSError) as exc:

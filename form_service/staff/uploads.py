@@ -13,6 +13,7 @@ from starlette.datastructures import ImmutableMultiDict
 from starlette.requests import Request
 
 from form_service.answer_files import MAX_FILES, AnswerFileError, Sealing, StoredFile, discard
+from form_service.customer.formdata import PartHeaders, utf8_text
 from form_service.settings import Settings, SettingsError
 from form_service.web.errors import BadRequest, WebError
 
@@ -20,13 +21,12 @@ MAX_FIELD_BYTES = 64 * 1024
 MAX_FIELDS = 20
 
 
-class _Upload:
+class _Upload(PartHeaders):
     def __init__(self, settings: Settings) -> None:
+        super().__init__()
         self.settings = settings
         self.fields: list[tuple[str, str]] = []
         self.files: list[StoredFile] = []
-        self._headers: dict[bytes, bytes] = {}
-        self._name, self._value = b"", b""
         self._data = bytearray()
         self._field: str | None = None
         self._sealing: Sealing | None = None
@@ -34,27 +34,17 @@ class _Upload:
     def on_part_begin(self) -> None:
         self._headers, self._data, self._field, self._sealing = {}, bytearray(), None, None
 
-    def on_header_field(self, data: bytes, start: int, end: int) -> None:
-        self._name += data[start:end]
-
-    def on_header_value(self, data: bytes, start: int, end: int) -> None:
-        self._value += data[start:end]
-
-    def on_header_end(self) -> None:
-        self._headers[self._name.strip().lower()] = self._value.strip()
-        self._name, self._value = b"", b""
-
     def on_headers_finished(self) -> None:
         _, disposition = parse_options_header(self._headers.get(b"content-disposition", b""))
         if b"name" not in disposition:
             raise BadRequest("a part without a name")
-        self._field = _text(disposition[b"name"])
+        self._field = utf8_text(disposition[b"name"])
         filename = disposition.get(b"filename")
         if filename is not None and filename.strip():
             if len(self.files) >= MAX_FILES:
                 raise AnswerFileError(f"an answer carries at most {MAX_FILES} files",
                                       "too_many")
-            self._sealing = Sealing(self.settings, _text(filename))
+            self._sealing = Sealing(self.settings, utf8_text(filename))
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         if self._sealing is not None:
@@ -75,19 +65,12 @@ class _Upload:
         if len(self.fields) >= MAX_FIELDS:
             raise BadRequest("too many fields")
         assert self._field is not None
-        self.fields.append((self._field, _text(bytes(self._data))))
+        self.fields.append((self._field, utf8_text(bytes(self._data))))
 
     def abort(self) -> None:
         if self._sealing is not None:
             self._sealing.abort()
         discard(self.settings, self.files)
-
-
-def _text(data: bytes) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise BadRequest("not UTF-8") from None
 
 
 async def read_upload(request: Request, settings: Settings

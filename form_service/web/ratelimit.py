@@ -15,7 +15,7 @@ import ipaddress
 import logging
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -97,10 +97,12 @@ class Limiter:
         self.strategy = SlidingWindowCounterRateLimiter(self.storage)
         self.per_ip = parse(limits.per_ip)
 
-    async def _hit(self, item: RateLimitItem, kind: str, key: str) -> None:
+    async def _limit(self, allowed: Callable[[RateLimitItem, str, str], Awaitable[bool]],
+                     item: RateLimitItem, kind: str, key: str) -> None:
+        """RateLimited if `allowed` (the strategy's hit, which counts, or test) says no."""
         try:
             with _bound():
-                if await self.strategy.hit(item, kind, key):
+                if await allowed(item, kind, key):
                     return
                 stats = await self.strategy.get_window_stats(item, kind, key)
         except (StorageError, TimeoutError):
@@ -110,21 +112,16 @@ class Limiter:
             return
         raise RateLimited(max(1, math.ceil(stats.reset_time - time.time())))
 
+    async def _hit(self, item: RateLimitItem, kind: str, key: str) -> None:
+        await self._limit(self.strategy.hit, item, kind, key)
+
     async def hit_address(self, address: str) -> None:
         await self._hit(self.per_ip, "ip", address)
 
     async def check(self, item: RateLimitItem, kind: str, key: str) -> None:
         """RateLimited if `key` has used up `item`, without counting anything (the console
         counts only failed sign-ins, and refuses every try once they reach the limit)."""
-        try:
-            with _bound():
-                if await self.strategy.test(item, kind, key):
-                    return
-                stats = await self.strategy.get_window_stats(item, kind, key)
-        except (StorageError, TimeoutError):
-            logger.exception("Rate-limit storage unavailable; not limiting")
-            return
-        raise RateLimited(max(1, math.ceil(stats.reset_time - time.time())))
+        await self._limit(self.strategy.test, item, kind, key)
 
     async def count(self, item: RateLimitItem, kind: str, key: str) -> None:
         """Count one against `item` for `key`, refusing nothing."""
