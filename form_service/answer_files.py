@@ -34,6 +34,7 @@ from sqlalchemy import select
 from form_service import outbox, sealed
 from form_service.deadlines import RIGA
 from form_service.models import AnswerFile, DownloadCode, Request
+from form_service.private import private_folder
 from form_service.records import DONE, NotAllowed, RequestRecord, StoreError
 from form_service.references import normalise_reference
 from form_service.store import _reason, _require_open, append_event, to_record
@@ -135,13 +136,6 @@ def _check_start(name: str, first: bytes) -> None:
         raise AnswerFileError(f"{name!r} is not a text file (it holds binary data)", "content")
 
 
-def _folder(settings: Settings) -> Path:
-    folder = settings.answers_dir
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(folder, 0o700)
-    return folder
-
-
 class Sealing:
     """One file being sealed into the answers folder as its bytes arrive (CLI or upload)."""
 
@@ -150,7 +144,7 @@ class Sealing:
         self.media_type = media_type_of(self.name)
         self._key = settings.require_files_key()
         self.stored_as = secrets.token_hex(16)
-        folder = _folder(settings)
+        folder = private_folder(settings.answers_dir)
         self._part = folder / f"{self.stored_as}.part"
         self._final = folder / self.stored_as
         # 0600 from the first byte, never through a link someone left in the folder.
