@@ -28,14 +28,6 @@ FILES_KEY = "q6Rz3Yc1S2v9kJ0xWbT4pLmN8aE5uH7dF2gK1sQ0wXo"
 
 
 @pytest.fixture(scope="module")
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory, smtp: SmtpServer) -> Iterator[LiveService]:
     live = LiveService(tmp_path_factory.mktemp("answers") / "var", built_site(), smtp.url,
                        POLICY_FILES_KEY=FILES_KEY)

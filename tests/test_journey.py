@@ -23,14 +23,6 @@ STAFF = "staff@pulkstenu-outlets.lv"
 
 
 @pytest.fixture(scope="module")
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory, smtp: SmtpServer) -> Iterator[LiveService]:
     """`policy-site serve` with a freshly built site, SQLite and the real SMTP server."""
     work = tmp_path_factory.mktemp("journey")

@@ -39,14 +39,6 @@ VERIFY_LINK = re.compile(r"https://\S+/request/verify/\S+")
 
 
 @pytest.fixture(scope="module")
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def deployed(tmp_path_factory: pytest.TempPathFactory, smtp: SmtpServer) -> Iterator[Topology]:
     work = tmp_path_factory.mktemp("topology")
     with topology(work, instances=2, smtp_url=smtp.url, read_header_timeout=f"{HEADER_TIMEOUT}s",
