@@ -21,7 +21,6 @@ What a scenario is judged by (`Outcome`):
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import random
 import re
 import threading
@@ -474,7 +473,3 @@ def judge(tally: Tally, smtp: ChaosSmtp, books: Books, kills: KillRecord | None,
 
 def up_services(services: Iterable[LiveService]) -> list[str]:
     return [s.base_url for s in services if s.proc is not None and s.proc.poll() is None]
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)

@@ -101,3 +101,12 @@ def smtp_server() -> Iterator[SmtpServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def smtp() -> Iterator[SmtpServer]:
+    """A real SMTP server shared by a module's tests (each test filters by its recipient)."""
+    server = SmtpServer()
+    server.start()
+    yield server
+    server.stop()

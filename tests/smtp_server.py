@@ -102,3 +102,10 @@ class SmtpServer:
     def message_ids(self) -> list[str]:
         with self.lock:
             return [m.message_id for m in self.messages]
+
+
+def body_of(mail: Received) -> str:
+    """The plain-text part of a received e-mail (there must be one)."""
+    part = mail.message.get_body(preferencelist=("plain",))
+    assert part is not None
+    return str(part.get_content())

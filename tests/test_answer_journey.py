@@ -19,20 +19,13 @@ from browser import axe_violations, chromium
 from live_service import HIDDEN, LiveService, submit
 from site_tree import ROOT
 from smtp_server import Received, SmtpServer
+from smtp_server import body_of as _body
 from web_support import built_site
 
 from site_config.facts import load_site
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 FILES_KEY = "q6Rz3Yc1S2v9kJ0xWbT4pLmN8aE5uH7dF2gK1sQ0wXo"
-
-
-@pytest.fixture(scope="module")
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer()
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -60,12 +53,6 @@ def _mail(smtp: SmtpServer, to: str, subject: str, seconds: float = 30) -> Recei
             return found[-1]
         time.sleep(0.1)
     raise AssertionError(f"no e-mail {subject!r} to {to}")
-
-
-def _body(mail: Received) -> str:
-    part = mail.message.get_body(preferencelist=("plain",))
-    assert part is not None
-    return str(part.get_content())
 
 
 def _confirmed(service: LiveService, smtp: SmtpServer, email: str) -> tuple[str, str]:

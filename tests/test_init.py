@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx2
-import pytest
 import yaml
 from live_service import REFERENCE, LiveService, submit
 from site_tree import run_policy_site
@@ -40,14 +38,6 @@ def _fill(project: Path) -> None:
         text = index.read_text("utf-8").replace("draft: true\n", "")
         text = re.sub(r"^.*TODO.*$", "Laiks SIA wrote this section.", text, flags=re.M)
         index.write_text(text, "utf-8")
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer()
-    server.start()
-    yield server
-    server.stop()
 
 
 def test_init_writes_the_shops_data_and_no_code(tmp_path: Path) -> None:

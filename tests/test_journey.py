@@ -12,7 +12,7 @@ import pytest
 from browser import chromium
 from live_service import REFERENCE, LiveService
 from site_tree import LANGUAGES, ROOT
-from smtp_server import Received, SmtpServer
+from smtp_server import Received, SmtpServer, body_of
 
 from site_config.build_site import build_site
 from site_config.facts import load_site
@@ -20,14 +20,6 @@ from site_config.facts import load_site
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 STAFF = "staff@pulkstenu-outlets.lv"
-
-
-@pytest.fixture(scope="module")
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer()
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -56,12 +48,6 @@ def wait_for_mail(smtp: SmtpServer, predicate, seconds: float = 20) -> Received:
             return found[0]
         time.sleep(0.1)
     raise AssertionError("the expected e-mail did not arrive")
-
-
-def body_of(mail: Received) -> str:
-    part = mail.message.get_body(preferencelist=("plain",))
-    assert part is not None
-    return str(part.get_content())
 
 
 @pytest.mark.parametrize(

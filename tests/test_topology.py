@@ -22,7 +22,7 @@ import psycopg
 import pytest
 from browser import CHROMIUM, CHROMIUM_ARGS
 from live_service import HIDDEN, REFERENCE
-from smtp_server import SmtpServer
+from smtp_server import SmtpServer, body_of
 from topology_support import Topology, topology
 
 from form_service.store import Store
@@ -39,14 +39,6 @@ VERIFY_LINK = re.compile(r"https://\S+/request/verify/\S+")
 
 
 @pytest.fixture(scope="module")
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def deployed(tmp_path_factory: pytest.TempPathFactory, smtp: SmtpServer) -> Iterator[Topology]:
     work = tmp_path_factory.mktemp("topology")
     with topology(work, instances=2, smtp_url=smtp.url, read_header_timeout=f"{HEADER_TIMEOUT}s",
@@ -54,11 +46,6 @@ def deployed(tmp_path_factory: pytest.TempPathFactory, smtp: SmtpServer) -> Iter
                   # Short, so that the survivor takes over a killed instance's mail soon.
                   POLICY_OUTBOX_LEASE_SECONDS="5") as deployed:
         yield deployed
-
-
-def body_of(message: object) -> str:
-    part = message.get_body(preferencelist=("plain",))  # type: ignore[attr-defined]
-    return str(part.get_content())
 
 
 def mail_ids(smtp: SmtpServer) -> list[str]:
@@ -173,7 +160,7 @@ def test_chromium_journey_through_caddy_gives_staff_one_ticket(
 
             verify_mail = wait_for(lambda: [m for m in smtp.messages if email in m.recipients],
                                    30, "the verify e-mail")[0]
-            link = VERIFY_LINK.search(body_of(verify_mail.message))
+            link = VERIFY_LINK.search(body_of(verify_mail))
             assert link and link[0].startswith(deployed.base_url + "/request/verify/")
             page.goto(link[0])
             with page.expect_navigation():
@@ -395,7 +382,7 @@ class Stream:
                 waiting = [m for m in self.smtp.messages if m.message_id not in done
                            and ".verify@" in m.message_id]
             for mail in waiting:
-                link = VERIFY_LINK.search(body_of(mail.message))
+                link = VERIFY_LINK.search(body_of(mail))
                 reference = MESSAGE_ID.search(mail.message_id)
                 assert link and reference
                 try:

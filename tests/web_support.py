@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from site_tree import ROOT
+from smtp_server import free_port
 from starlette.testclient import TestClient
 
 from form_service.app import create_app
@@ -178,14 +179,6 @@ def stored_request(settings: Settings, reference: str) -> Mapping[str, Any] | No
         conn.row_factory = sqlite3.Row
         row = conn.execute("SELECT * FROM requests WHERE reference = ?", (reference,)).fetchone()
         return None if row is None else dict(row)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager
