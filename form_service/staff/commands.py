@@ -180,8 +180,8 @@ def run(args: argparse.Namespace) -> int:
     from alembic.util import CommandError as AlembicError  # only when a database is opened
 
     if args.action is None:
-        return _fail(None, "name an action: list, show, overdue, extend, close, ask, answer, "
-                           "export, backup, retry or verify-log (see --help)")
+        return fail(PROG, None, "name an action: list, show, overdue, extend, close, ask, answer, "
+                                "export, backup, retry or verify-log (see --help)")
     try:
         settings = load_settings(root=args.root)
         if not getattr(args, "uses_store", True):
@@ -192,33 +192,32 @@ def run(args: argparse.Namespace) -> int:
         # A command may read the whole register (export, verify-log): no request's
         # statement timeout on PostgreSQL (db.create).
         store = Store.from_settings(settings, statement_timeouts=False)
-    except (SettingsError, FactsError) as exc:
-        return _fail(args.action, str(exc))
-    except BackupError as exc:
-        return _fail(args.action, str(exc))
+    except (SettingsError, FactsError, BackupError) as exc:
+        return fail(PROG, args.action, str(exc))
     try:
         store.migrate()
         # Every event written by this command names who ran it (acting.py).
         with acting_as(cli_actor()):
             return int(args.action_func(store, args, context))
     except (StoreError, ValueError, FactsError, SettingsError) as exc:
-        return _fail(args.action, str(exc))
+        return fail(PROG, args.action, str(exc))
     except AlembicError as exc:
-        return _fail(args.action, f"the database in POLICY_DATABASE_URL cannot be brought up "
-                                  f"to date: {exc}")
+        return fail(PROG, args.action, f"the database in POLICY_DATABASE_URL cannot be brought up "
+                                       f"to date: {exc}")
     except SQLAlchemyError as exc:
         # The URL may hold a password: name the variable, never its value.
-        return _fail(args.action, f"the database in POLICY_DATABASE_URL cannot be used "
-                                  f"({type(exc).__name__}); check the setting and that the "
-                                  "server is running")
+        return fail(PROG, args.action, f"the database in POLICY_DATABASE_URL cannot be used "
+                                       f"({type(exc).__name__}); check the setting and that the "
+                                       "server is running")
     except OSError as exc:
-        return _fail(args.action, f"cannot write {exc.filename}: {exc.strerror}")
+        return fail(PROG, args.action, f"cannot write {exc.filename}: {exc.strerror}")
     finally:
         store.close()
 
 
-def _fail(action: str | None, message: str) -> int:
-    where = f"{PROG} {action}" if action else PROG
+def fail(prog: str, action: str | None, message: str) -> int:
+    """`PROG ACTION: message.` on stderr, and the exit status 1 (member_commands.py too)."""
+    where = f"{prog} {action}" if action else prog
     print(f"{where}: {message.rstrip('.')}.", file=sys.stderr)
     return 1
 
@@ -249,7 +248,7 @@ def _list(store: Store, args: argparse.Namespace, ctx: _Context) -> int:
               f"(`{PROG} show REF` has the details).")
         rows = [(ref, m.kind, str(m.attempts), _line(m.last_error or "", 100))
                 for ref, m in failed]
-        _print_rows(("REFERENCE", "KIND", "TRIES", "REASON"), rows)
+        print_rows(("REFERENCE", "KIND", "TRIES", "REASON"), rows)
     return 0
 
 
@@ -293,7 +292,7 @@ def _show(store: Store, args: argparse.Namespace, ctx: _Context) -> int:
 
     print()
     print("History (append-only):")
-    _print_rows(("TIME", "EVENT", "DETAIL"),
+    print_rows(("TIME", "EVENT", "DETAIL"),
                 [(_iso(e.at), e.kind, _line(_detail(e.detail), 120))
                  for e in store.events(record.reference)])
 
@@ -312,7 +311,7 @@ def _show(store: Store, args: argparse.Namespace, ctx: _Context) -> int:
         else:
             note = "NOT SENT"
         rows.append((m.kind, m.status, str(m.attempts), note, m.message_id))
-    _print_rows(("KIND", "STATUS", "TRIES", "WHEN", "MESSAGE-ID"), rows)
+    print_rows(("KIND", "STATUS", "TRIES", "WHEN", "MESSAGE-ID"), rows)
     for m in messages:
         if m.last_error:
             print(f"  last error of {m.kind}: {_line(m.last_error)}")
@@ -448,8 +447,8 @@ def _verify_log(store: Store, args: argparse.Namespace, ctx: _Context) -> int:
         whose = f"request {reference}" if reference else (
             "the register" if link.request_id is None else f"deleted request #{link.request_id}")
         where = f"at event {link.id} ({link.kind}, {_iso(link.at)}, {whose})"
-    return _fail("verify-log", f"the history is broken {where}: {verdict.problem}; the "
-                               f"{_count(verdict.events, 'event')} before it are intact")
+    return fail(PROG, "verify-log", f"the history is broken {where}: {verdict.problem}; the "
+                                     f"{_count(verdict.events, 'event')} before it are intact")
 
 
 # -- printing ---------------------------------------------------------------
@@ -467,10 +466,10 @@ def _print_table(records: list[RequestRecord], ctx: _Context) -> None:
         )
         for r in records
     ]
-    _print_rows(("REFERENCE", "TYPE", "STATUS", "SUBMITTED", "DUE", "LANG"), rows)
+    print_rows(("REFERENCE", "TYPE", "STATUS", "SUBMITTED", "DUE", "LANG"), rows)
 
 
-def _print_rows(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+def print_rows(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
     widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
     for row in (header, *rows):
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())

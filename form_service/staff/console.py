@@ -586,6 +586,24 @@ def _previewed(console: Console, data: Any, *parts: object) -> bool:
         str(data.get("previewed") or ""), _seal(console, *parts))
 
 
+async def _act(request: Request, member: Member, action: Callable[..., Any],
+               *args: object) -> bool:
+    """A previewed action, done as the member and its e-mail sent at once; False when the
+    request is no longer open (someone else got there first)."""
+    try:
+        await in_time(request, as_actor(_actor(member), action), *args)
+    except NotAllowed:
+        return False
+    request.state.worker.wake(urgent=True)
+    return True
+
+
+def _done(reference: str, done: str, anchor: str = "") -> RedirectResponse:
+    """Back to the request's page, which says what was done."""
+    return RedirectResponse(f"/staff/requests/{reference}?done={done}{anchor}",
+                            status_code=303, headers=NO_STORE)
+
+
 def _reason(data: Any) -> str:
     values = data.getlist("reason")
     text = values[0] if len(values) == 1 else ""
@@ -608,17 +626,12 @@ async def extend_action(request: Request, console: Console, member: Member) -> R
     plan = plan_extension(record, months, _today(console))
     problem = plan.refusal or (None if reason else "no_reason")
     if problem is None and _previewed(console, data, "extend", record.reference, months, reason):
-        try:
-            await in_time(request, as_actor(_actor(member), _store(request).extend),
-                                   record.reference, months, reason, now)
-        except NotAllowed:
-            record = await _record(request)
-            plan = plan_extension(record, months, _today(console))
-            problem = plan.refusal or "not_open"
-        else:
-            request.state.worker.wake(urgent=True)
-            return RedirectResponse(f"/staff/requests/{record.reference}?done=extended",
-                                    status_code=303, headers=NO_STORE)
+        if await _act(request, member, _store(request).extend,
+                      record.reference, months, reason, now):
+            return _done(record.reference, "extended")
+        record = await _record(request)
+        plan = plan_extension(record, months, _today(console))
+        problem = plan.refusal or "not_open"
     mail = None
     if problem is None:
         mail = preview_mail("extend", record, extension_payload(plan, reason),
@@ -645,15 +658,10 @@ async def close_action(request: Request, console: Console, member: Member) -> Re
     if problem is None and not reason:
         problem = "no_reason"
     if problem is None and _previewed(console, data, "close", record.reference, outcome, reason):
-        try:
-            await in_time(request, as_actor(_actor(member), _store(request).close_request),
-                                   record.reference, outcome, reason, now)
-        except NotAllowed:
-            problem = "not_open"
-        else:
-            request.state.worker.wake(urgent=True)
-            return RedirectResponse(f"/staff/requests/{record.reference}?done=closed",
-                                    status_code=303, headers=NO_STORE)
+        if await _act(request, member, _store(request).close_request,
+                      record.reference, outcome, reason, now):
+            return _done(record.reference, "closed")
+        problem = "not_open"
     mail = None
     if problem is None:
         mail = preview_mail("close", record, close_payload(record, outcome, reason, now),
@@ -676,15 +684,10 @@ async def ask_action(request: Request, console: Console, member: Member) -> Resp
     if problem is None and not question:
         problem = "no_reason"
     if problem is None and _previewed(console, data, "ask", record.reference, question):
-        try:
-            await in_time(request, as_actor(_actor(member), FollowUp(_store(request)).ask),
-                                   record.reference, question, now)
-        except NotAllowed:
-            problem = "not_open"
-        else:
-            request.state.worker.wake(urgent=True)
-            return RedirectResponse(f"/staff/requests/{record.reference}?done=asked",
-                                    status_code=303, headers=NO_STORE)
+        if await _act(request, member, FollowUp(_store(request)).ask,
+                      record.reference, question, now):
+            return _done(record.reference, "asked")
+        problem = "not_open"
     mail = None
     if problem is None:
         mail = preview_mail("info", record, {"question": question}, console.settings, now)
@@ -759,17 +762,11 @@ async def answer_action(request: Request, console: Console, member: Member) -> R
                                       files_json):
         if not all((settings.answers_dir / f.stored_as).is_file() for f in files):
             problem = "files_gone"
+        elif await _act(request, member, AnswerFiles(_store(request), settings).answer,
+                        record.reference, message, files, now):
+            return _done(record.reference, "answered")
         else:
-            try:
-                await in_time(request,
-                    as_actor(_actor(member), AnswerFiles(_store(request), settings).answer),
-                    record.reference, message, files, now)
-            except NotAllowed:
-                problem = "not_open"
-            else:
-                request.state.worker.wake(urgent=True)
-                return RedirectResponse(f"/staff/requests/{record.reference}?done=answered",
-                                        status_code=303, headers=NO_STORE)
+            problem = "not_open"
     mail = None
     if problem is None:
         until = now + dt.timedelta(days=settings.answer_files_days)
@@ -794,8 +791,7 @@ async def retry_action(request: Request, console: Console, member: Member) -> Re
                                    record.reference, _now())
     if count:
         request.state.worker.wake(urgent=True)
-    return RedirectResponse(f"/staff/requests/{record.reference}?done=retried",
-                            status_code=303, headers=NO_STORE)
+    return _done(record.reference, "retried")
 
 
 @signed_in
@@ -809,8 +805,7 @@ async def note_action(request: Request, console: Console, member: Member) -> Res
     # Internal: an event only, never an outbox row, so it is never e-mailed.
     await in_time(request, as_actor(_actor(member), _store(request).add_note),
                            record.reference, text, _now())
-    return RedirectResponse(f"/staff/requests/{record.reference}?done=noted#history",
-                            status_code=303, headers=NO_STORE)
+    return _done(record.reference, "noted", "#history")
 
 
 # -- export, re-asking the passkey --------------------------------------------------------

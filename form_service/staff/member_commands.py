@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import sys
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -22,6 +21,7 @@ from form_service.acting import acting_as, cli_actor
 from form_service.delivery.emails import MessageError, Outgoing, staff_invite
 from form_service.delivery.mailer import DeliveryError, mailer_for
 from form_service.settings import Settings, SettingsError, load_settings
+from form_service.staff.commands import fail, print_rows
 from form_service.staff.members import INVITE_TTL, Member, MemberError, Members
 from form_service.store import Store
 from site_config.facts import FactsError, load_site
@@ -58,29 +58,23 @@ def add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 def run(args: argparse.Namespace) -> int:
     if args.action is None:
-        return _fail(None, "name an action: invite, list or remove (see --help)")
+        return fail(PROG, None, "name an action: invite, list or remove (see --help)")
     try:
         settings = load_settings(root=args.root)
         store = Store.from_settings(settings, statement_timeouts=False)
     except (SettingsError, FactsError) as exc:
-        return _fail(args.action, str(exc))
+        return fail(PROG, args.action, str(exc))
     try:
         store.migrate()
         with acting_as(cli_actor()):
             return int(args.action_func(Members(store), store, settings, args))
     except (MemberError, FactsError, SettingsError) as exc:
-        return _fail(args.action, str(exc))
+        return fail(PROG, args.action, str(exc))
     except SQLAlchemyError as exc:
-        return _fail(args.action, f"the database in POLICY_DATABASE_URL cannot be used "
-                                  f"({type(exc).__name__})")
+        return fail(PROG, args.action, f"the database in POLICY_DATABASE_URL cannot be used "
+                                       f"({type(exc).__name__})")
     finally:
         store.close()
-
-
-def _fail(action: str | None, message: str) -> int:
-    where = f"{PROG} {action}" if action else PROG
-    print(f"{where}: {message.rstrip('.')}.", file=sys.stderr)
-    return 1
 
 
 def enrol_link(settings: Settings, token: str) -> str:
@@ -122,12 +116,9 @@ def _list(members: Members, store: Store, settings: Settings, args: argparse.Nam
     if not found:
         print("No staff members yet: `policy-site staff invite EMAIL --name NAME`.")
         return 0
-    rows = [("EMAIL", "NAME", "LANG", "PASSKEYS", "INVITED")]
-    rows += [(m.email, m.name, m.language, str(m.passkeys) if m.passkeys else "none yet",
-              m.created_at.date().isoformat()) for m in found]
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    print_rows(("EMAIL", "NAME", "LANG", "PASSKEYS", "INVITED"),
+               [(m.email, m.name, m.language, str(m.passkeys) if m.passkeys else "none yet",
+                 m.created_at.date().isoformat()) for m in found])
     return 0
 
 
